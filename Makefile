@@ -1,0 +1,54 @@
+# The two commands: `make demo` and `make test`. Both start from a clean clone with only Python.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+# Scoring code gets its parallelism from processes; one BLAS thread each (see bench/README).
+export OPENBLAS_NUM_THREADS ?= 1
+export OMP_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_WORKERS ?= auto
+
+.PHONY: demo test lint bench worker beat serve migrate install clean
+
+$(STAMP): pyproject.toml requirements/constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: $(STAMP)
+	$(PY) manage.py migrate --no-input
+
+demo: migrate
+	$(PY) manage.py seed_demo
+	@echo "Serving on http://$(HOST):$(PORT)/  (API docs: /api/v1/docs/, health: /healthz)"
+	$(PY) manage.py runserver $(HOST):$(PORT) --noreload
+
+serve: migrate
+	$(BIN)/gunicorn marketplace.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4
+
+test: $(STAMP)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy marketplace contributors projects payouts scoring
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+worker: $(STAMP)
+	$(BIN)/celery -A marketplace worker --loglevel=INFO
+
+beat: $(STAMP)
+	$(BIN)/celery -A marketplace beat --loglevel=INFO
+
+clean:
+	rm -rf $(VENV) var staticfiles demo-output test-output

@@ -1,0 +1,22 @@
+"""The Celery app. Tasks live in each app's `tasks.py`; the beat schedule lives here, in code."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from celery.schedules import crontab
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings")
+
+app = Celery("marketplace")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+# One place for everything periodic. Each entry names a thin task that calls one service.
+app.conf.beat_schedule = {
+    "sessions-clear-expired": {
+        "task": "marketplace.tasks.sessions_clear_expired_task",
+        "schedule": crontab(hour=3, minute=17),
+    },
+}

@@ -1,0 +1,174 @@
+"""One error body for the whole API.
+
+Every 4xx is `{"error": {"code", "message", "details"}}`. Validation errors list every problem
+found as `{"field": "<dotted.path>" | null, "message", "code"}` (or `"line"` for JSON Lines).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state of the resource."
+    default_code = "conflict"
+
+
+class Gone(exceptions.APIException):
+    status_code = status.HTTP_410_GONE
+    default_detail = "The resource is no longer available."
+    default_code = "gone"
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "payload_too_large"
+
+
+class DomainError(exceptions.APIException):
+    """A business rule refused the request; services raise it with a specific code."""
+
+    status_code: int = status.HTTP_400_BAD_REQUEST
+    default_detail = "The request was refused."
+    default_code = "invalid_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status_code: int | None = None,
+        details: Any = None,
+    ) -> None:
+        super().__init__(detail=message, code=code or self.default_code)
+        if status_code is not None:
+            self.status_code = status_code
+        self.details = details
+
+
+_DEFAULT_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    410: "gone",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "throttled",
+}
+
+
+def flatten_validation_errors(detail: Any, path: str = "") -> list[dict[str, Any]]:
+    """Turn DRF's nested error structure into a flat list naming each field path."""
+    problems: list[dict[str, Any]] = []
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            if key in ("non_field_errors", "__all__"):
+                child = path
+            else:
+                child = f"{path}.{key}" if path else str(key)
+            problems.extend(flatten_validation_errors(value, child))
+    elif isinstance(detail, list):
+        for index, value in enumerate(detail):
+            if isinstance(value, dict | list):
+                problems.extend(flatten_validation_errors(value, f"{path}[{index}]"))
+            else:
+                problems.extend(flatten_validation_errors(value, path))
+    else:
+        problems.append(
+            {
+                "field": path or None,
+                "message": str(detail),
+                "code": getattr(detail, "code", None) or "invalid",
+            }
+        )
+    return problems
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    # Imported here: DRF loads the authentication classes while `rest_framework.views` is still
+    # initialising, and those import the services that import this module.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        # Unexpected: let Django's 500 handling (and logging) take it.
+        return None
+
+    if isinstance(exc, exceptions.ValidationError):
+        problems = flatten_validation_errors(exc.detail)
+        noun = "problem" if len(problems) == 1 else "problems"
+        message = (
+            problems[0]["message"]
+            if len(problems) == 1 and problems[0]["field"] is None
+            else f"The request has {len(problems)} {noun}."
+        )
+        response.data = error_body("validation_error", message, problems)
+        return response
+
+    if isinstance(exc, exceptions.APIException):
+        detail = exc.detail
+        if isinstance(detail, dict | list):
+            message = "; ".join(p["message"] for p in flatten_validation_errors(detail))
+        else:
+            message = str(detail)
+        code = getattr(detail, "code", None)
+        if not code or code in ("error", "invalid"):
+            code = _DEFAULT_CODES.get(response.status_code, "error")
+        details = getattr(exc, "details", None)
+        wait = getattr(exc, "wait", None)
+        if isinstance(exc, exceptions.Throttled) and wait is not None:
+            details = {"retry_after_seconds": int(wait)}
+        response.data = error_body(code, message, details)
+    return response
+
+
+def _is_api_path(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_api_path(request):
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    from django.views.defaults import page_not_found as django_page_not_found
+
+    return django_page_not_found(request, exception or Http404())
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if _is_api_path(request):
+        return JsonResponse(
+            {
+                "error": {
+                    "code": "server_error",
+                    "message": "Internal server error.",
+                    "details": None,
+                }
+            },
+            status=500,
+        )
+    from django.views.defaults import server_error as django_server_error
+
+    return django_server_error(request)

@@ -1,0 +1,37 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from marketplace import api, health, views
+
+handler404 = "marketplace.errors.page_not_found"
+handler500 = "marketplace.errors.server_error"
+
+api_v1 = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("labs/", api.LabListCreateView.as_view(), name="lab-list"),
+    path("labs/<int:lab_id>/", api.LabDetailView.as_view(), name="lab-detail"),
+    path("labs/<int:lab_id>/members/", api.LabMembersView.as_view(), name="lab-members"),
+    path(
+        "labs/<int:lab_id>/members/<int:membership_id>/",
+        api.LabMemberDetailView.as_view(),
+        name="lab-member-detail",
+    ),
+    path("labs/<int:lab_id>/api-keys/", api.LabApiKeysView.as_view(), name="lab-api-keys"),
+    path(
+        "labs/<int:lab_id>/api-keys/<int:key_id>/",
+        api.LabApiKeyDetailView.as_view(),
+        name="lab-api-key-detail",
+    ),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", health.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("_allauth/", include("allauth.headless.urls")),
+    path("api/v1/", include(api_v1)),
+]

@@ -1,0 +1,131 @@
+"""Personas and clients shared by every test.
+
+API tests authenticate the real way: the allauth headless app login returns a session token
+that is then sent as `X-Session-Token`; lab pipelines send `Authorization: Bearer <key>`.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from marketplace import services
+from marketplace.celery import app as celery_app
+from marketplace.models import Lab, Role, User
+from tests.marketplace.factories import PASSWORD, LabFactory, MembershipFactory, UserFactory
+
+HEADLESS = "/_allauth/app/v1"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _celery_eager() -> None:
+    # Tests run tasks in-process; dispatch itself is asserted with captured on_commit callbacks.
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(settings: Any) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # A fresh cache namespace per test: rate-limit counters and cached values never leak between
+    # tests, also when the cache is a Redis server shared by parallel workers.
+    cache = dict(settings.CACHES["default"])
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    cache["KEY_PREFIX"] = f"test:{worker}:{uuid.uuid4().hex}"
+    settings.CACHES = {"default": cache}
+
+
+def headless_login(client: APIClient, email: str, password: str = PASSWORD) -> str:
+    response = client.post(
+        f"{HEADLESS}/auth/login", {"email": email, "password": password}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    return response.json()["meta"]["session_token"]
+
+
+@pytest.fixture
+def anonymous() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def client_for() -> Callable[[User], APIClient]:
+    """An API client signed in as `user` through the headless app flow."""
+
+    def make(user: User) -> APIClient:
+        client = APIClient()
+        token = headless_login(client, user.email)
+        client.credentials(HTTP_X_SESSION_TOKEN=token)
+        return client
+
+    return make
+
+
+@pytest.fixture
+def key_client_for() -> Callable[[str], APIClient]:
+    def make(raw_key: str) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def lab_owner(db: Any) -> User:
+    return UserFactory()
+
+
+@pytest.fixture
+def lab(lab_owner: User) -> Lab:
+    return services.lab_create(name="Cardiology Lab", created_by=lab_owner)
+
+
+@pytest.fixture
+def lab_manager(lab: Lab) -> User:
+    return MembershipFactory(lab=lab, role=Role.MANAGER).user
+
+
+@pytest.fixture
+def lab_viewer(lab: Lab) -> User:
+    return MembershipFactory(lab=lab, role=Role.VIEWER).user
+
+
+@pytest.fixture
+def other_lab_owner(db: Any) -> User:
+    return UserFactory()
+
+
+@pytest.fixture
+def other_lab(other_lab_owner: User) -> Lab:
+    return services.lab_create(name="Other Lab", created_by=other_lab_owner)
+
+
+@pytest.fixture
+def expert(db: Any) -> User:
+    return UserFactory()
+
+
+@pytest.fixture
+def staff(db: Any) -> User:
+    return UserFactory(is_staff=True)
+
+
+@pytest.fixture
+def lab_api_key(lab: Lab, lab_owner: User) -> str:
+    _, raw_key = services.api_key_create(lab=lab, name="pipeline", created_by=lab_owner)
+    return raw_key
+
+
+@pytest.fixture
+def other_lab_api_key(other_lab: Lab, other_lab_owner: User) -> str:
+    _, raw_key = services.api_key_create(lab=other_lab, name="theirs", created_by=other_lab_owner)
+    return raw_key
+
+
+__all__ = ["LabFactory"]
