@@ -7,8 +7,10 @@ import sys
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings")
 
-from bench import harness  # noqa: E402,F401  (pins BLAS threads before anything imports NumPy)
-from bench import bench_auth  # noqa: E402
+from bench import (
+    bench_auth,
+    harness,  # noqa: F401  (pins BLAS threads before anything imports NumPy)
+)
 
 BENCHMARKS = {"auth": bench_auth.run}
 
