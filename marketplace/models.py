@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
@@ -31,6 +32,10 @@ class UserManager(BaseUserManager["User"]):
         return self._create(email, password, **extra)
 
 
+def new_pseudonym_secret() -> str:
+    return secrets.token_hex(16)
+
+
 class User(AbstractBaseUser, PermissionsMixin):
     """A person. The email is the login; there is no username."""
 
@@ -39,6 +44,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
+    # Random secret behind the lab-stable pseudonyms labs see instead of a name or email:
+    # stable across secret-key rotations, different per lab, unlinkable between labs.
+    pseudonym_secret = models.CharField(max_length=64, default=new_pseudonym_secret, editable=False)
 
     objects = UserManager()
 

@@ -75,3 +75,7 @@ def lab_api_keys(*, lab: Lab) -> QuerySet[ApiKey]:
 
 def user_by_email(*, email: str) -> User | None:
     return User.objects.filter(email__iexact=email.strip()).first()
+
+
+def lab_get(*, lab_id: int) -> Lab:
+    return Lab.objects.get(pk=lab_id)

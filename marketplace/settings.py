@@ -268,6 +268,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ProjectStatusEnum": "projects.models.ProjectStatus",
+        "MemberStatusEnum": ["active", "invited"],
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------------
@@ -319,3 +323,11 @@ LOGGING = {
 # How often a lab API key's `last_used_at` is written at most (seconds): a busy pipeline must
 # not turn every request into a write.
 API_KEY_LAST_USED_RESOLUTION_SECONDS = env.int("API_KEY_LAST_USED_RESOLUTION_SECONDS", default=60)
+
+# JSON Lines import limits (items and gold): the body is refused with 413 as soon as it is known
+# to be too big, before it is read into memory.
+IMPORT_MAX_BODY_BYTES = env.int("IMPORT_MAX_BODY_BYTES", default=50 * 1024 * 1024)
+IMPORT_MAX_LINE_BYTES = env.int("IMPORT_MAX_LINE_BYTES", default=1024 * 1024)
+IMPORT_MAX_LINES = env.int("IMPORT_MAX_LINES", default=100_000)
+# How many line errors an import's 400 lists at most (the total is always given).
+IMPORT_MAX_LISTED_ERRORS = 1000

@@ -8,6 +8,7 @@ handler404 = "marketplace.errors.page_not_found"
 handler500 = "marketplace.errors.server_error"
 
 api_v1 = [
+    path("", include("projects.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

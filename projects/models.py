@@ -1,1 +1,310 @@
-"""Models of this app arrive with its issue; the app is installed and migrates now."""
+"""Projects, rubrics, items, hidden gold, assignments and submissions."""
+
+from __future__ import annotations
+
+import uuid
+from typing import ClassVar
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class TaskType(models.TextChoices):
+    PAIRWISE = "pairwise", "Pairwise preference"
+    RANKING = "ranking", "Ranking"
+    RATING = "rating", "Rating"
+    DEMONSTRATION = "demonstration", "Demonstration"
+    CORRECTION = "correction", "Correction"
+
+
+# How many responses an item of each task type carries (inclusive range).
+RESPONSE_COUNTS: dict[str, tuple[int, int]] = {
+    TaskType.PAIRWISE: (2, 2),
+    TaskType.RANKING: (2, 8),
+    TaskType.RATING: (1, 1),
+    TaskType.DEMONSTRATION: (0, 0),
+    TaskType.CORRECTION: (1, 1),
+}
+# Task types whose answers can be compared with a hidden gold answer.
+GOLD_TASK_TYPES = frozenset({TaskType.PAIRWISE, TaskType.RANKING, TaskType.RATING})
+
+
+class ProjectStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    OPEN = "open", "Open"
+    PAUSED = "paused", "Paused"
+    CLOSED = "closed", "Closed"
+
+
+# The one place the project status machine is written down: draft -> open <-> paused -> closed
+# (a draft or an open project may also be closed directly).
+PROJECT_TRANSITIONS: dict[str, frozenset[str]] = {
+    ProjectStatus.DRAFT: frozenset({ProjectStatus.OPEN, ProjectStatus.CLOSED}),
+    ProjectStatus.OPEN: frozenset({ProjectStatus.PAUSED, ProjectStatus.CLOSED}),
+    ProjectStatus.PAUSED: frozenset({ProjectStatus.OPEN, ProjectStatus.CLOSED}),
+    ProjectStatus.CLOSED: frozenset(),
+}
+
+
+class PayUnit(models.TextChoices):
+    TASK = "task", "Per task"
+    HOUR = "hour", "Per hour"
+
+
+class Project(models.Model):
+    lab = models.ForeignKey("marketplace.Lab", on_delete=models.PROTECT, related_name="projects")
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    domain = models.CharField(max_length=100, blank=True)
+    task_type = models.CharField(max_length=16, choices=TaskType.choices)
+    status = models.CharField(
+        max_length=8, choices=ProjectStatus.choices, default=ProjectStatus.DRAFT, db_index=True
+    )
+    pay_unit = models.CharField(max_length=4, choices=PayUnit.choices, default=PayUnit.TASK)
+    base_rate = models.BigIntegerField(help_text="minor units per task or per hour")
+    currency = models.CharField(max_length=3, default="usd")
+    redundancy = models.PositiveSmallIntegerField(default=3)
+    max_redundancy = models.PositiveSmallIntegerField(default=3)
+    gold_rate = models.FloatField(default=0.1)
+    lease_minutes = models.PositiveIntegerField(default=30)
+    budget = models.BigIntegerField(null=True, blank=True, help_text="minor units; a spending cap")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.CheckConstraint(condition=Q(base_rate__gt=0), name="project_base_rate_positive"),
+            models.CheckConstraint(
+                condition=Q(redundancy__gte=1) & Q(max_redundancy__gte=models.F("redundancy")),
+                name="project_redundancy_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=1), name="project_gold_rate_0_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(budget__isnull=True) | Q(budget__gt=0), name="project_budget_positive"
+            ),
+        ]
+        indexes: ClassVar = [models.Index(fields=["lab", "status"])]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class ProjectRequiredSkill(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="required_skills")
+    skill = models.ForeignKey("contributors.Skill", on_delete=models.PROTECT, related_name="+")
+    min_level = models.PositiveSmallIntegerField(default=1)
+    include_child_skills = models.BooleanField(default=False)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["project", "skill"], name="project_skill_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.skill} >= {self.min_level}"
+
+
+class ProjectRequiredCertification(models.Model):
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="required_certifications"
+    )
+    skill = models.ForeignKey("contributors.Skill", on_delete=models.PROTECT, related_name="+")
+    include_child_skills = models.BooleanField(default=False)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["project", "skill"], name="project_certification_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"certified in {self.skill}"
+
+
+class ProjectStatusChange(models.Model):
+    """Who moved a project from one status to another, and when."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="status_changes")
+    from_status = models.CharField(max_length=8, choices=ProjectStatus.choices)
+    to_status = models.CharField(max_length=8, choices=ProjectStatus.choices)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    changed_at = models.DateTimeField(auto_now_add=True)
+    reason = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.project_id}: {self.from_status} -> {self.to_status}"
+
+
+class RubricVersion(models.Model):
+    """One immutable version of a project's rubric. A change is a new row, never an edit."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rubric_versions")
+    number = models.PositiveIntegerField()
+    instructions = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["project", "number"], name="rubric_version_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"rubric v{self.number} of project {self.project_id}"
+
+
+class DimensionKind(models.TextChoices):
+    LIKERT = "likert", "Likert scale"
+    BINARY = "binary", "Yes / no"
+    CHOICE = "choice", "One of several options"
+
+
+class Dimension(models.Model):
+    rubric_version = models.ForeignKey(
+        RubricVersion, on_delete=models.CASCADE, related_name="dimensions"
+    )
+    position = models.PositiveSmallIntegerField()
+    key = models.SlugField(max_length=64)
+    label = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=8, choices=DimensionKind.choices)
+    min_value = models.IntegerField(null=True, blank=True)
+    max_value = models.IntegerField(null=True, blank=True)
+    options = models.JSONField(default=list, blank=True)
+    weight = models.FloatField(default=1.0)
+    # Likert answers within this many steps of the reference agree (SCORING.md section 1).
+    tolerance = models.PositiveSmallIntegerField(default=1)
+
+    class Meta:
+        ordering: ClassVar = ["position"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["rubric_version", "key"], name="dimension_key_unique"),
+            models.CheckConstraint(condition=Q(weight__gt=0), name="dimension_weight_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class ItemSplit(models.TextChoices):
+    TRAIN = "train", "Train"
+    EVAL = "eval", "Eval"
+
+
+class ItemSource(models.TextChoices):
+    BULK = "bulk", "Bulk import"
+    LIVE = "live", "Live feed"
+
+
+class Item(models.Model):
+    # Experts only ever see `public_id`: random, so ids say nothing about kind or order.
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    external_id = models.CharField(max_length=255, null=True, blank=True)
+    prompt = models.TextField(blank=True)
+    responses = models.JSONField(default=list)
+    context = models.JSONField(default=dict, blank=True)
+    features = models.JSONField(null=True, blank=True)
+    split = models.CharField(max_length=5, choices=ItemSplit.choices, default=ItemSplit.TRAIN)
+    source = models.CharField(max_length=4, choices=ItemSource.choices, default=ItemSource.BULK)
+    # Never serialized for experts; the answer itself lives in GoldAnswer.
+    is_gold = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["project", "external_id"], name="item_external_id_unique_per_project"
+            ),
+        ]
+        indexes: ClassVar = [models.Index(fields=["project", "is_gold", "id"])]
+
+    def __str__(self) -> str:
+        return self.external_id or str(self.public_id)
+
+
+class GoldAnswer(models.Model):
+    """The hidden answer of a gold item. Only scoring and lab-facing code read this table."""
+
+    item = models.OneToOneField(Item, on_delete=models.CASCADE, primary_key=True, related_name="gold")
+    answer = models.JSONField()
+    rubric_version = models.ForeignKey(RubricVersion, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"gold of item {self.item_id}"
+
+
+class AssignmentStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SUBMITTED = "submitted", "Submitted"
+    EXPIRED = "expired", "Expired"
+    RELEASED = "released", "Released"
+
+
+class Assignment(models.Model):
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
+    expert = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="assignments"
+    )
+    rubric_version = models.ForeignKey(RubricVersion, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(
+        max_length=9, choices=AssignmentStatus.choices, default=AssignmentStatus.ACTIVE
+    )
+    served_at = models.DateTimeField()
+    leased_until = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            # Blind redundancy: an expert is never given the same item twice.
+            models.UniqueConstraint(fields=["item", "expert"], name="assignment_once_per_expert"),
+        ]
+        indexes: ClassVar = [models.Index(fields=["project", "status", "leased_until"])]
+
+    def __str__(self) -> str:
+        return f"assignment {self.public_id}"
+
+
+class SubmissionStatus(models.TextChoices):
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+
+
+class Submission(models.Model):
+    assignment = models.OneToOneField(
+        Assignment, on_delete=models.PROTECT, related_name="submission"
+    )
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="submissions")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="submissions")
+    expert = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="submissions"
+    )
+    rubric_version = models.ForeignKey(RubricVersion, on_delete=models.PROTECT, related_name="+")
+    answer = models.JSONField()
+    rationale = models.TextField(blank=True)
+    seconds_spent = models.PositiveIntegerField()
+    submitted_at = models.DateTimeField()
+    status = models.CharField(
+        max_length=8, choices=SubmissionStatus.choices, default=SubmissionStatus.ACCEPTED
+    )
+
+    class Meta:
+        indexes: ClassVar = [
+            models.Index(fields=["project", "status", "id"]),
+            models.Index(fields=["item", "status"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"submission {self.pk} of {self.assignment_id}"

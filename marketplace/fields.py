@@ -1,0 +1,60 @@
+"""Serializer fields shared by every app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+# 10^12 minor units (ten billion dollars) is above any real project and far below 2^63, so sums
+# of many amounts can never overflow a PostgreSQL bigint.
+MAX_MONEY_AMOUNT = 10**12
+
+
+@extend_schema_field(OpenApiTypes.INT64)
+class MoneyAmountField(serializers.Field):
+    """An amount in integer minor units. Strings, floats, booleans and NaN are refused rather
+    than coerced: a client that sends 1.5 or "150" has a bug we should not guess around."""
+
+    default_error_messages = {
+        "type": "Must be an integer number of minor units (cents), not {kind}.",
+        "min": "Must be at least {minimum}.",
+        "max": "Must be at most {maximum}.",
+    }
+
+    def __init__(self, *, minimum: int = 1, maximum: int = MAX_MONEY_AMOUNT, **kwargs: Any):
+        self.minimum = minimum
+        self.maximum = maximum
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("type", kind=type(data).__name__)
+        if data < self.minimum:
+            self.fail("min", minimum=self.minimum)
+        if data > self.maximum:
+            self.fail("max", maximum=self.maximum)
+        return data
+
+    def to_representation(self, value: int) -> int:
+        return int(value)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer that must arrive as a JSON integer (no "3" strings, no 3.0 floats)."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    """A finite JSON number (no strings, booleans, NaN or infinities)."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        return super().to_internal_value(data)

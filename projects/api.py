@@ -1,0 +1,304 @@
+"""Projects API: create, read, edit, publish, rubric versions, imports and stats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.generics import GenericAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from marketplace import selectors as marketplace_selectors
+from marketplace.errors import error_body
+from marketplace.permissions import (
+    LAB_MANAGE_ROLES,
+    LAB_PIPELINE_ROLES,
+    IsPerson,
+    request_person,
+)
+from marketplace.selectors import API_KEY_ROLE
+from projects import selectors, services
+from projects.models import Project, ProjectStatus
+from projects.serializers import (
+    ImportResultSerializer,
+    ProjectCreateSerializer,
+    ProjectDetailLabSerializer,
+    ProjectLabSerializer,
+    ProjectPublicSerializer,
+    ProjectWriteSerializer,
+    RubricInSerializer,
+    RubricVersionSerializer,
+    TransitionSerializer,
+)
+
+IMPORT_ROLES = frozenset({*LAB_MANAGE_ROLES, API_KEY_ROLE})
+NDJSON_TYPES = frozenset(
+    {"application/x-ndjson", "application/jsonl", "application/json-lines", "application/x-jsonlines"}
+)
+
+
+def lab_project(request: Request, project_id: int, roles: frozenset[str]) -> Project:
+    """A project of the caller's lab, with a role in `roles`; 404 outside reach, 403 for role."""
+    access = selectors.project_access(caller=request.user, project_id=project_id)
+    if access is None or not access.is_lab:
+        raise exceptions.NotFound()
+    if access.lab_role not in roles:
+        raise exceptions.PermissionDenied("Your role in this lab does not allow this action.")
+    return access.project
+
+
+def _filter(projects: list[Project], request: Request) -> list[Project]:
+    status_filter = request.query_params.get("status")
+    domain = request.query_params.get("domain")
+    task_type = request.query_params.get("task_type")
+    skill = request.query_params.get("skill")
+    result = []
+    for project in projects:
+        if status_filter and project.status != status_filter:
+            continue
+        if domain and project.domain != domain:
+            continue
+        if task_type and project.task_type != task_type:
+            continue
+        if skill and not any(
+            requirement.skill.key == skill or requirement.skill.key.startswith(f"{skill}.")
+            for requirement in [
+                *project.required_skills.all(),
+                *project.required_certifications.all(),
+            ]
+        ):
+            continue
+        result.append(project)
+    return result
+
+
+class ProjectListCreateView(GenericAPIView):
+    serializer_class = ProjectLabSerializer
+    queryset = Project.objects.none()
+
+    @extend_schema(
+        summary="Projects: a lab's own (all statuses), and open projects the caller qualifies for",
+        parameters=[
+            OpenApiParameter("status", str, enum=ProjectStatus.values),
+            OpenApiParameter("domain", str),
+            OpenApiParameter("task_type", str),
+            OpenApiParameter("skill", str, description="a skill key; matches its children too"),
+        ],
+        responses=ProjectLabSerializer(many=True),
+        description=(
+            "Rows of the caller's labs carry every field; open projects of other labs that the "
+            "caller qualifies for as an expert carry the public fields only (no gold rate, no "
+            "budget, no redundancy)."
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        lab_projects = list(selectors.project_list_for_lab_caller(caller=request.user))
+        own_ids = {project.pk for project in lab_projects}
+        expert_projects = (
+            []
+            if getattr(request.user, "api_key", None) is not None
+            else [
+                project
+                for project in selectors.project_list_for_expert(expert=request.user)
+                if project.pk not in own_ids
+            ]
+        )
+        rows = _filter(lab_projects + expert_projects, request)
+        page = self.paginate_queryset(rows)  # type: ignore[arg-type]
+        data = [
+            ProjectLabSerializer(project).data
+            if project.pk in own_ids
+            else ProjectPublicSerializer(project).data
+            for project in page or []
+        ]
+        return self.get_paginated_response(data)
+
+    @extend_schema(
+        request=ProjectCreateSerializer,
+        responses={201: ProjectDetailLabSerializer},
+        summary="Create a draft project (lab owner or manager)",
+    )
+    def post(self, request: Request) -> Response:
+        if not IsPerson().has_permission(request, self):
+            self.permission_denied(request, message=IsPerson.message)
+        payload = ProjectCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = dict(payload.validated_data)
+        lab_id = data.pop("lab")
+        role = marketplace_selectors.lab_role_for_caller(caller=request.user, lab_id=lab_id)
+        if role is None:
+            raise serializers.ValidationError({"lab": "no lab with this id among yours"})
+        if role not in LAB_MANAGE_ROLES:
+            raise exceptions.PermissionDenied("Only lab owners and managers create projects.")
+        project = services.project_create(
+            lab=marketplace_selectors.lab_get(lab_id=lab_id),
+            created_by=request_person(request),
+            data=data,
+        )
+        return Response(_detail(project), status=status.HTTP_201_CREATED)
+
+
+def _detail(project: Project) -> Any:
+    project = selectors.project_get(project_id=project.pk)
+    rubric = selectors.project_current_rubric(project=project)
+    return ProjectDetailLabSerializer(project, context={"rubric": rubric}).data
+
+
+class ProjectDetailView(APIView):
+    @extend_schema(
+        responses=ProjectDetailLabSerializer,
+        summary="A project (lab members: everything; qualified experts: the public fields)",
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        access = selectors.project_access(caller=request.user, project_id=project_id)
+        if access is None:
+            raise exceptions.NotFound()
+        if not access.is_lab:
+            return Response(ProjectPublicSerializer(access.project).data)
+        return Response(_detail(access.project))
+
+    @extend_schema(
+        request=ProjectWriteSerializer(partial=True),
+        responses=ProjectDetailLabSerializer,
+        summary="Edit a draft project (lab owner or manager)",
+    )
+    def patch(self, request: Request, project_id: int) -> Response:
+        project = lab_project(request, project_id, LAB_MANAGE_ROLES)
+        if not IsPerson().has_permission(request, self):
+            raise exceptions.PermissionDenied(IsPerson.message)
+        payload = ProjectWriteSerializer(data=request.data, partial=True)
+        payload.is_valid(raise_exception=True)
+        project = services.project_update(
+            project=project, data=dict(payload.validated_data), updated_by=request_person(request)
+        )
+        return Response(_detail(project))
+
+
+class ProjectTransitionView(APIView):
+    target_status: str = ""
+    permission_classes = [IsPerson]
+
+    @extend_schema(
+        request=TransitionSerializer,
+        responses={200: ProjectDetailLabSerializer},
+        summary="Change the project's status (lab owner or manager)",
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        project = lab_project(request, project_id, LAB_MANAGE_ROLES)
+        payload = TransitionSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        project = services.project_transition(
+            project=project,
+            to_status=self.target_status,
+            changed_by=request_person(request),
+            reason=payload.validated_data["reason"],
+        )
+        return Response(_detail(project))
+
+
+class ProjectPublishView(ProjectTransitionView):
+    target_status = ProjectStatus.OPEN
+
+
+class ProjectPauseView(ProjectTransitionView):
+    target_status = ProjectStatus.PAUSED
+
+
+class ProjectCloseView(ProjectTransitionView):
+    target_status = ProjectStatus.CLOSED
+
+
+class RubricVersionsView(APIView):
+    @extend_schema(responses=RubricVersionSerializer(many=True), summary="Every rubric version")
+    def get(self, request: Request, project_id: int) -> Response:
+        project = lab_project(request, project_id, LAB_PIPELINE_ROLES)
+        versions = selectors.rubric_versions(project=project)
+        return Response(RubricVersionSerializer(versions, many=True).data)
+
+    @extend_schema(
+        request=RubricInSerializer,
+        responses={201: RubricVersionSerializer},
+        summary="Create a new rubric version (earlier versions stay as they were)",
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        project = lab_project(request, project_id, LAB_MANAGE_ROLES)
+        if not IsPerson().has_permission(request, self):
+            raise exceptions.PermissionDenied(IsPerson.message)
+        payload = RubricInSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        if project.task_type == "rating" and not payload.validated_data.get("dimensions"):
+            raise serializers.ValidationError(
+                {"dimensions": "a rating project needs at least one dimension"}
+            )
+        version = services.rubric_version_create(
+            project=project, rubric=dict(payload.validated_data), created_by=request_person(request)
+        )
+        version = selectors.rubric_versions(project=project).get(pk=version.pk)
+        return Response(RubricVersionSerializer(version).data, status=status.HTTP_201_CREATED)
+
+
+class ImportErrorSerializer(serializers.Serializer):
+    line = serializers.IntegerField()
+    field = serializers.CharField(allow_null=True)
+    message = serializers.CharField()
+
+
+class ItemsImportView(APIView):
+    is_gold = False
+
+    @extend_schema(
+        request={"application/x-ndjson": OpenApiTypes.BINARY},
+        responses={
+            201: ImportResultSerializer,
+            400: OpenApiResponse(description="every bad line: line, field, message"),
+            413: OpenApiResponse(description="body, line count or line over the limits"),
+        },
+        summary="Import items as JSON Lines, all or nothing (lab owner, manager, or API key)",
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        project = lab_project(request, project_id, IMPORT_ROLES)
+        content_type = (request.content_type or "").split(";")[0].strip().lower()
+        if content_type not in NDJSON_TYPES:
+            raise exceptions.UnsupportedMediaType(
+                content_type, detail="Send JSON Lines with Content-Type: application/x-ndjson."
+            )
+        content_length = request.META.get("CONTENT_LENGTH")
+        try:
+            length = int(content_length) if content_length else None
+        except ValueError:
+            length = None
+        try:
+            created = services.items_import(
+                project=project,
+                stream=request._request,  # the raw WSGI body stream, read in chunks
+                content_length=length,
+                is_gold=self.is_gold,
+            )
+        except services.ImportFailed as failure:
+            details = {
+                "errors": [error.as_dict() for error in failure.errors],
+                "error_count": failure.error_count,
+                "listed": len(failure.errors),
+            }
+            return Response(
+                error_body(failure.code, failure.message, details), status=failure.status_code
+            )
+        return Response({"created": created}, status=status.HTTP_201_CREATED)
+
+
+class GoldImportView(ItemsImportView):
+    is_gold = True
+
+
+class ProjectStatsView(APIView):
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        summary="Progress, distributions per dimension, budget and cost per accepted label",
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        project = lab_project(request, project_id, LAB_PIPELINE_ROLES)
+        return Response(selectors.project_stats(project=project))

@@ -1,0 +1,217 @@
+"""Reads of projects: access, listing, publish checks, rubrics and stats."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count, Prefetch, Q, QuerySet
+
+from contributors import selectors as contributor_selectors
+from marketplace import selectors as marketplace_selectors
+from marketplace.models import Membership
+from projects.models import (
+    Dimension,
+    DimensionKind,
+    Item,
+    Project,
+    ProjectStatus,
+    RubricVersion,
+    Submission,
+    SubmissionStatus,
+    TaskType,
+)
+
+
+@dataclass(frozen=True)
+class ProjectAccess:
+    """How the caller sees a project: as a member of its lab (with a role), or as an expert."""
+
+    project: Project
+    lab_role: str | None
+
+    @property
+    def is_lab(self) -> bool:
+        return self.lab_role is not None
+
+
+def _with_requirements(projects: QuerySet[Project]) -> QuerySet[Project]:
+    return projects.select_related("lab").prefetch_related(
+        "required_skills__skill", "required_certifications__skill"
+    )
+
+
+def project_access(*, caller: Any, project_id: int) -> ProjectAccess | None:
+    """The caller's view of a project, or None when the project is outside its reach.
+
+    Lab members and the lab's API keys see their lab's projects in any status; anyone else
+    sees an open project only if qualified for it right now.
+    """
+    project = _with_requirements(Project.objects.filter(pk=project_id)).first()
+    if project is None:
+        return None
+    role = marketplace_selectors.lab_role_for_caller(caller=caller, lab_id=project.lab_id)
+    if role is not None:
+        return ProjectAccess(project=project, lab_role=role)
+    if getattr(caller, "api_key", None) is not None or project.status != ProjectStatus.OPEN:
+        return None
+    if contributor_selectors.expert_is_qualified(expert=caller, project=project):
+        return ProjectAccess(project=project, lab_role=None)
+    return None
+
+
+def project_get(*, project_id: int) -> Project:
+    return _with_requirements(Project.objects.filter(pk=project_id)).get()
+
+
+def project_list_for_lab_caller(*, caller: Any) -> QuerySet[Project]:
+    api_key = getattr(caller, "api_key", None)
+    if api_key is not None:
+        projects = Project.objects.filter(lab_id=api_key.lab_id)
+    else:
+        lab_ids = Membership.objects.filter(user=caller).values("lab_id")
+        projects = Project.objects.filter(lab_id__in=lab_ids)
+    return _with_requirements(projects).order_by("-id")
+
+
+def project_list_for_expert(*, expert: Any) -> list[Project]:
+    """Open projects the expert qualifies for now (requirements prefetched, checked in memory)."""
+    qualifications = contributor_selectors.expert_qualifications(expert=expert)
+    if qualifications.is_suspended:
+        return []
+    open_projects = _with_requirements(
+        Project.objects.filter(status=ProjectStatus.OPEN).exclude(
+            lab_id__in=Membership.objects.filter(user=expert).values("lab_id")
+        )
+    ).order_by("-id")
+    return [
+        project
+        for project in open_projects
+        if contributor_selectors.qualifications_meet(qualifications, project)
+    ]
+
+
+def project_current_rubric(*, project: Project) -> RubricVersion | None:
+    return (
+        RubricVersion.objects.filter(project=project)
+        .prefetch_related(Prefetch("dimensions", queryset=Dimension.objects.order_by("position")))
+        .order_by("-number")
+        .first()
+    )
+
+
+def rubric_versions(*, project: Project) -> QuerySet[RubricVersion]:
+    return (
+        RubricVersion.objects.filter(project=project)
+        .prefetch_related(Prefetch("dimensions", queryset=Dimension.objects.order_by("position")))
+        .order_by("number")
+    )
+
+
+def project_external_ids(*, project: Project) -> set[str]:
+    return set(
+        Item.objects.filter(project=project, external_id__isnull=False).values_list(
+            "external_id", flat=True
+        )
+    )
+
+
+def project_publish_problems(*, project: Project) -> list[dict[str, str]]:
+    """What stops a project from opening (empty when it may)."""
+    problems = []
+    rubric = project_current_rubric(project=project)
+    if rubric is None:
+        problems.append({"field": "rubric", "message": "the project needs a rubric"})
+    elif project.task_type == TaskType.RATING and not rubric.dimensions.all():
+        problems.append(
+            {"field": "rubric", "message": "a rating project needs at least one dimension"}
+        )
+    if not Item.objects.filter(project=project, is_gold=False).exists():
+        problems.append({"field": "items", "message": "the project needs at least one item"})
+    return problems
+
+
+def _distribution(
+    dimension: Dimension, values: list[Any]
+) -> dict[str, Any]:
+    counts = Counter(values)
+    if dimension.kind == DimensionKind.LIKERT:
+        assert dimension.min_value is not None and dimension.max_value is not None
+        keys: list[Any] = list(range(dimension.min_value, dimension.max_value + 1))
+    elif dimension.kind == DimensionKind.BINARY:
+        keys = [0, 1]
+    else:
+        keys = list(dimension.options)
+    numeric = [value for value in values if isinstance(value, int | float)]
+    return {
+        "key": dimension.key,
+        "kind": dimension.kind,
+        "n": len(values),
+        "counts": {str(key): counts.get(key, 0) for key in keys},
+        "mean": (sum(numeric) / len(numeric)) if numeric else None,
+    }
+
+
+def _accepted_labels_cost(project: Project, accepted: QuerySet[Submission]) -> int:
+    """Base-rate cost of the accepted labels, in minor units (tier adjustments come at payout)."""
+    if project.pay_unit == "task":
+        return project.base_rate * accepted.count()
+    seconds = sum(accepted.values_list("seconds_spent", flat=True))
+    return project.base_rate * seconds // 3600
+
+
+def project_stats(*, project: Project) -> dict[str, Any]:
+    """Progress, per-dimension distributions, budget and cost per accepted label."""
+    items = Item.objects.filter(project=project).aggregate(
+        total=Count("id", filter=Q(is_gold=False)),
+        gold=Count("id", filter=Q(is_gold=True)),
+        eval_items=Count("id", filter=Q(split="eval", is_gold=False)),
+    )
+    accepted = Submission.objects.filter(project=project, status=SubmissionStatus.ACCEPTED)
+    label_counts = accepted.aggregate(
+        labels=Count("id"), gold_labels=Count("id", filter=Q(item__is_gold=True))
+    )
+    per_item = (
+        accepted.filter(item__is_gold=False)
+        .values("item_id")
+        .annotate(n=Count("id"))
+        .filter(n__gte=project.redundancy)
+    )
+    completed = per_item.count()
+
+    rubric = project_current_rubric(project=project)
+    dimensions = list(rubric.dimensions.all()) if rubric else []
+    values: dict[str, list[Any]] = defaultdict(list)
+    preferences: Counter[str] = Counter()
+    if dimensions or project.task_type == TaskType.PAIRWISE:
+        for answer in accepted.filter(rubric_version=rubric).values_list("answer", flat=True):
+            if "preference" in answer:
+                preferences[answer["preference"]] += 1
+            for key, value in (answer.get("answers") or {}).items():
+                values[key].extend(value if isinstance(value, list) else [value])
+
+    spent = _accepted_labels_cost(project, accepted)
+    labels = label_counts["labels"]
+    return {
+        "status": project.status,
+        "progress": {
+            "items": items["total"],
+            "gold_items": items["gold"],
+            "eval_items": items["eval_items"],
+            "labels": labels,
+            "gold_labels": label_counts["gold_labels"],
+            "completed_items": completed,
+            "completion": (completed / items["total"]) if items["total"] else 0.0,
+        },
+        "rubric_version": rubric.number if rubric else None,
+        "preference": dict(preferences) if project.task_type == TaskType.PAIRWISE else None,
+        "dimensions": [_distribution(dimension, values[dimension.key]) for dimension in dimensions],
+        "budget": {
+            "currency": project.currency,
+            "cap": project.budget,
+            "spent": spent,
+            "left": (project.budget - spent) if project.budget is not None else None,
+        },
+        "cost_per_accepted_label": (spent / labels) if labels else None,
+    }

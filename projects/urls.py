@@ -1,0 +1,31 @@
+from django.urls import path
+
+from projects import api
+
+urlpatterns = [
+    path("projects/", api.ProjectListCreateView.as_view(), name="project-list"),
+    path("projects/<int:project_id>/", api.ProjectDetailView.as_view(), name="project-detail"),
+    path(
+        "projects/<int:project_id>/publish/",
+        api.ProjectPublishView.as_view(),
+        name="project-publish",
+    ),
+    path("projects/<int:project_id>/pause/", api.ProjectPauseView.as_view(), name="project-pause"),
+    path("projects/<int:project_id>/close/", api.ProjectCloseView.as_view(), name="project-close"),
+    path(
+        "projects/<int:project_id>/rubric-versions/",
+        api.RubricVersionsView.as_view(),
+        name="project-rubric-versions",
+    ),
+    path(
+        "projects/<int:project_id>/items/import/",
+        api.ItemsImportView.as_view(),
+        name="project-items-import",
+    ),
+    path(
+        "projects/<int:project_id>/gold/import/",
+        api.GoldImportView.as_view(),
+        name="project-gold-import",
+    ),
+    path("projects/<int:project_id>/stats/", api.ProjectStatsView.as_view(), name="project-stats"),
+]
