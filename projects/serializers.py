@@ -28,7 +28,9 @@ MAX_LIKERT_STEPS = 101
 
 class DimensionInSerializer(serializers.Serializer):
     key = serializers.CharField(max_length=64)
-    label = serializers.CharField(max_length=200)
+    # A declared field named `label` shadows Field.label only in the type stubs: DRF's
+    # metaclass moves declared fields off the class.
+    label = serializers.CharField(max_length=200)  # type: ignore[assignment]
     description = serializers.CharField(required=False, allow_blank=True, default="")
     kind = serializers.ChoiceField(choices=DimensionKind.choices)
     min = StrictIntegerField(required=False)
@@ -45,7 +47,8 @@ class DimensionInSerializer(serializers.Serializer):
         problems: dict[str, str] = {}
         if not DIMENSION_KEY.match(key):
             problems["key"] = (
-                f"{name}: a key is lowercase letters, digits and underscores, starting with a letter"
+                f"{name}: a key is lowercase letters, digits and underscores, "
+                "starting with a letter"
             )
         if not 0 < attrs["weight"] <= 1000:
             problems["weight"] = f"{name}: weight must be greater than 0 (and at most 1000)"
@@ -74,7 +77,10 @@ class DimensionInSerializer(serializers.Serializer):
 
 
 class RubricInSerializer(serializers.Serializer):
-    dimensions = DimensionInSerializer(many=True, max_length=MAX_DIMENSIONS, required=False)
+    # `max_length` goes to the ListSerializer that `many=True` builds (the stubs do not know).
+    dimensions = DimensionInSerializer(  # type: ignore[call-arg]
+        many=True, max_length=MAX_DIMENSIONS, required=False
+    )
     instructions = serializers.CharField(required=False, allow_blank=True, default="")
 
     def validate_dimensions(self, dimensions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -83,7 +89,9 @@ class RubricInSerializer(serializers.Serializer):
         for dimension in dimensions:
             key = dimension["key"]
             duplicate = key in seen
-            problems.append({"key": f"dimension '{key}' appears more than once"} if duplicate else {})
+            problems.append(
+                {"key": f"dimension '{key}' appears more than once"} if duplicate else {}
+            )
             seen.add(key)
         if any(problems):
             raise serializers.ValidationError(problems)
@@ -154,7 +162,7 @@ class ProjectWriteSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, default="")
     domain = serializers.CharField(required=False, allow_blank=True, max_length=100, default="")
     task_type = serializers.ChoiceField(choices=TaskType.choices)
-    rubric = RubricInSerializer(required=False)
+    rubric = RubricInSerializer(required=False, allow_null=True)
     pay = PaySerializer()
     redundancy = StrictIntegerField(min_value=1, max_value=50, default=3)
     max_redundancy = StrictIntegerField(min_value=1, max_value=100, required=False)
@@ -194,7 +202,7 @@ class ProjectCreateSerializer(ProjectWriteSerializer):
 
 class DimensionSerializer(serializers.Serializer):
     key = serializers.CharField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
     description = serializers.CharField()
     kind = serializers.CharField()
     min = serializers.IntegerField(source="min_value", allow_null=True)

@@ -161,12 +161,12 @@ def project_update(*, project: Project, data: dict[str, Any], updated_by: User) 
         fields = {key: value for key, value in data.items() if key in EDITABLE_FIELDS}
         if "redundancy" in fields and "max_redundancy" not in fields:
             fields["max_redundancy"] = max(fields["redundancy"], locked.max_redundancy)
-        if "task_type" in fields and fields["task_type"] != locked.task_type:
-            if locked.items.exists():
-                raise Conflict(
-                    "The task type cannot change once items are imported.",
-                    code="task_type_locked",
-                )
+        changes_task_type = "task_type" in fields and fields["task_type"] != locked.task_type
+        if changes_task_type and locked.items.exists():
+            raise Conflict(
+                "The task type cannot change once items are imported.",
+                code="task_type_locked",
+            )
         for key, value in fields.items():
             setattr(locked, key, value)
         if locked.max_redundancy < locked.redundancy:
@@ -174,9 +174,7 @@ def project_update(*, project: Project, data: dict[str, Any], updated_by: User) 
                 "max_redundancy must be at least redundancy.", code="invalid_redundancy"
             )
         locked.save()
-        _set_requirements(
-            locked, data.get("required_skills"), data.get("required_certifications")
-        )
+        _set_requirements(locked, data.get("required_skills"), data.get("required_certifications"))
         if data.get("rubric") is not None:
             _create_rubric_version(locked, data["rubric"], updated_by)
     return locked
@@ -235,6 +233,10 @@ class ImportFailed(Exception):
     error_count: int
 
 
+_encoder = json.JSONEncoder(ensure_ascii=False, check_circular=False, separators=(",", ":"))
+_json = _encoder.encode
+
+
 def _insert_items(project: Project, batch: list[ParsedItem], *, is_gold: bool) -> list[int]:
     """Insert a batch of items; returns their ids when gold answers must point at them."""
     now = timezone.now()
@@ -244,26 +246,24 @@ def _insert_items(project: Project, batch: list[ParsedItem], *, is_gold: bool) -
             "public_id, project_id, external_id, prompt, responses, context, features, "
             "split, source, is_gold, created_at"
         )
-        with connection.cursor() as cursor:
-            with cursor.cursor.copy(f"COPY projects_item ({columns}) FROM STDIN") as copy:
-                for parsed in batch:
-                    copy.write_row(
-                        (
-                            parsed.public_id,
-                            project.pk,
-                            parsed.external_id,
-                            parsed.prompt,
-                            json.dumps(parsed.responses, ensure_ascii=False),
-                            json.dumps(parsed.context, ensure_ascii=False),
-                            None
-                            if parsed.features is None
-                            else json.dumps(parsed.features),
-                            parsed.split,
-                            ItemSource.BULK,
-                            False,
-                            now,
-                        )
+        copy_sql = f"COPY projects_item ({columns}) FROM STDIN"
+        with connection.cursor() as cursor, cursor.cursor.copy(copy_sql) as copy:
+            for parsed in batch:
+                copy.write_row(
+                    (
+                        parsed.public_id,
+                        project.pk,
+                        parsed.external_id,
+                        parsed.prompt,
+                        _json(parsed.responses),
+                        _json(parsed.context),
+                        None if parsed.features is None else _json(parsed.features),
+                        parsed.split,
+                        ItemSource.BULK,
+                        False,
+                        now,
                     )
+                )
         return []
     created = Item.objects.bulk_create(
         [
@@ -302,7 +302,11 @@ def items_import(
     limits = limits or ImportLimits.from_settings()
     if content_length is not None and content_length > limits.max_body_bytes:
         raise ImportFailed(
-            413, "payload_too_large", f"The body is larger than {limits.max_body_bytes} bytes.", [], 0
+            413,
+            "payload_too_large",
+            f"The body is larger than {limits.max_body_bytes} bytes.",
+            [],
+            0,
         )
     if project.status == ProjectStatus.CLOSED:
         raise Conflict("The project is closed.", code="project_closed")
@@ -361,8 +365,9 @@ def items_import(
                     limits=limits,
                     dimensions=dimensions,
                 )
-                if parsed is not None and parsed.external_id is not None:
-                    first_line = seen_external_ids.get(parsed.external_id)
+                external_id = parsed.external_id if parsed is not None else None
+                if external_id is not None:
+                    first_line = seen_external_ids.get(external_id)
                     if first_line is not None:
                         line_errors = [
                             LineError(
@@ -372,7 +377,7 @@ def items_import(
                             )
                         ]
                         parsed = None
-                    elif parsed.external_id in existing_external_ids:
+                    elif external_id in existing_external_ids:
                         line_errors = [
                             LineError(
                                 line_number,
@@ -382,7 +387,7 @@ def items_import(
                         ]
                         parsed = None
                     else:
-                        seen_external_ids[parsed.external_id] = line_number
+                        seen_external_ids[external_id] = line_number
                 if line_errors:
                     record(line_errors)
                 elif parsed is not None and not error_count:
