@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import IO, Any, cast
 
+from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
@@ -13,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketplace import selectors as marketplace_selectors
-from marketplace.errors import error_body
+from marketplace.errors import DomainError, error_body
 from marketplace.permissions import (
     LAB_MANAGE_ROLES,
     LAB_PIPELINE_ROLES,
@@ -21,9 +22,10 @@ from marketplace.permissions import (
     request_person,
 )
 from marketplace.selectors import API_KEY_ROLE
-from projects import selectors, services
+from projects import exports, selectors, services
 from projects.models import Project, ProjectStatus
 from projects.serializers import (
+    ExportQuerySerializer,
     ImportResultSerializer,
     ProjectCreateSerializer,
     ProjectDetailLabSerializer,
@@ -295,6 +297,65 @@ class ItemsImportView(APIView):
 
 class GoldImportView(ItemsImportView):
     is_gold = True
+
+
+EXPORT_PARAMETERS = [
+    OpenApiParameter("format", str, required=True, enum=["dpo", "rm", "ratings", "sft"]),
+    OpenApiParameter("min_confidence", float, description="0..1; drop less certain records"),
+    OpenApiParameter(
+        "min_tier",
+        str,
+        enum=["platinum", "gold", "silver", "bronze", "probation"],
+        description="use only labels of contributors at this tier or better (latest run)",
+    ),
+    OpenApiParameter("split", str, enum=["train", "eval"]),
+]
+
+
+def _export_context(request: Request, project_id: int) -> exports.ExportContext:
+    project = lab_project(request, project_id, LAB_PIPELINE_ROLES)
+    query = ExportQuerySerializer(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    filters = exports.ExportFilters(**query.validated_data)
+    if filters.format not in exports.FORMATS_BY_TASK_TYPE[project.task_type]:
+        allowed = sorted(exports.FORMATS_BY_TASK_TYPE[project.task_type])
+        raise DomainError(
+            f"A {project.task_type} project exports as {', '.join(allowed)}.",
+            code="format_not_supported",
+        )
+    return exports.export_context(project=project, filters=filters)
+
+
+class ProjectExportView(APIView):
+    @extend_schema(
+        parameters=EXPORT_PARAMETERS,
+        responses={(200, "application/x-ndjson"): OpenApiTypes.BINARY},
+        summary="Stream training data as JSON Lines (lab members or API key)",
+        description=(
+            "`dpo`: {prompt, chosen, rejected, meta}; ranking items expand to every ordered "
+            "pair. `rm`: the same pairs with margin and confidence. `ratings`: per item and "
+            "dimension the consensus and every raw label with the contributor's lab-stable "
+            "pseudonym. `sft`: {prompt, completion, meta} from demonstrations and corrections."
+        ),
+    )
+    def get(self, request: Request, project_id: int) -> StreamingHttpResponse:
+        context = _export_context(request, project_id)
+        response = StreamingHttpResponse(
+            exports.export_lines(context), content_type="application/x-ndjson"
+        )
+        filename = f"project-{project_id}-{context.filters.format}.jsonl"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+
+class ProjectExportManifestView(APIView):
+    @extend_schema(
+        parameters=EXPORT_PARAMETERS,
+        responses=OpenApiTypes.OBJECT,
+        summary="What the export with these filters contains, to cite in a training run",
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        return Response(exports.export_manifest(_export_context(request, project_id)))
 
 
 class ProjectStatsView(APIView):

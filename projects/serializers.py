@@ -14,7 +14,6 @@ from projects.models import (
     DimensionKind,
     PayUnit,
     Project,
-    ProjectStatus,
     RubricVersion,
     TaskType,
 )
@@ -291,4 +290,10 @@ class ImportResultSerializer(serializers.Serializer):
     created = serializers.IntegerField()
 
 
-STATUS_FILTER_CHOICES = ProjectStatus.values
+class ExportQuerySerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=["dpo", "rm", "ratings", "sft"])
+    min_confidence = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
+    min_tier = serializers.ChoiceField(
+        required=False, choices=["platinum", "gold", "silver", "bronze", "probation"]
+    )
+    split = serializers.ChoiceField(required=False, choices=["train", "eval"])

@@ -28,4 +28,12 @@ urlpatterns = [
         name="project-gold-import",
     ),
     path("projects/<int:project_id>/stats/", api.ProjectStatsView.as_view(), name="project-stats"),
+    path(
+        "projects/<int:project_id>/export/", api.ProjectExportView.as_view(), name="project-export"
+    ),
+    path(
+        "projects/<int:project_id>/export/manifest/",
+        api.ProjectExportManifestView.as_view(),
+        name="project-export-manifest",
+    ),
 ]

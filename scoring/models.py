@@ -1,1 +1,113 @@
-"""Models of this app arrive with its issue; the app is installed and migrates now."""
+"""Scoring runs and their snapshots: per-contributor scores and per-item consensus."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from django.conf import settings
+from django.db import models
+
+
+class Tier(models.TextChoices):
+    PLATINUM = "platinum", "Platinum"
+    GOLD = "gold", "Gold"
+    SILVER = "silver", "Silver"
+    BRONZE = "bronze", "Bronze"
+    PROBATION = "probation", "Probation"
+    PROVISIONAL = "provisional", "Provisional"
+
+
+# Ranked tiers, lowest first. Provisional (too little gold evidence) is outside the ranking:
+# it passes no `min_tier` filter.
+TIER_RANK: dict[str, int] = {
+    Tier.PROBATION: 0,
+    Tier.BRONZE: 1,
+    Tier.SILVER: 2,
+    Tier.GOLD: 3,
+    Tier.PLATINUM: 4,
+}
+
+
+class ScoringRunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class ScoringRun(models.Model):
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="scoring_runs"
+    )
+    status = models.CharField(
+        max_length=9, choices=ScoringRunStatus.choices, default=ScoringRunStatus.QUEUED
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The highest submission id the run saw: runs are idempotent per (project, high-water mark).
+    submission_high_water = models.BigIntegerField(default=0)
+    seed = models.BigIntegerField(default=0)
+    engine_version = models.CharField(max_length=32, blank=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    timings = models.JSONField(default=dict, blank=True)
+    summary = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        indexes: ClassVar = [models.Index(fields=["project", "status", "-id"])]
+
+    def __str__(self) -> str:
+        return f"scoring run {self.pk} of project {self.project_id} ({self.status})"
+
+
+class ContributorScore(models.Model):
+    """One contributor's scores in one run. A component without evidence is NULL."""
+
+    run = models.ForeignKey(ScoringRun, on_delete=models.CASCADE, related_name="contributor_scores")
+    expert = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    n_labels = models.PositiveIntegerField(default=0)
+    gold_mean = models.FloatField(null=True, blank=True)
+    gold_low = models.FloatField(null=True, blank=True)
+    gold_high = models.FloatField(null=True, blank=True)
+    gold_n = models.PositiveIntegerField(default=0)
+    agreement_rate = models.FloatField(null=True, blank=True)
+    agreement_n = models.PositiveIntegerField(default=0)
+    impact_value = models.FloatField(null=True, blank=True)
+    impact_se = models.FloatField(null=True, blank=True)
+    impact_per_label = models.FloatField(null=True, blank=True)
+    composite = models.FloatField(null=True, blank=True)
+    tier = models.CharField(max_length=11, choices=Tier.choices, default=Tier.PROVISIONAL)
+    is_suspended = models.BooleanField(default=False)
+    flags = models.JSONField(default=list, blank=True)
+    is_ai = models.BooleanField(default=False)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["run", "expert"], name="contributor_score_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.expert_id} in run {self.run_id}: {self.tier}"
+
+
+class ItemConsensus(models.Model):
+    """A run's consensus on one target of one item (`preference`, `ranking`, `dim:<key>`)."""
+
+    run = models.ForeignKey(ScoringRun, on_delete=models.CASCADE, related_name="consensus")
+    item = models.ForeignKey("projects.Item", on_delete=models.CASCADE, related_name="+")
+    target = models.CharField(max_length=80)
+    value = models.JSONField()
+    confidence = models.FloatField()
+    n_labels = models.PositiveIntegerField()
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["run", "item", "target"], name="consensus_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.target} of item {self.item_id}"

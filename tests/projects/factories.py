@@ -69,11 +69,11 @@ def ndjson(lines: list[Any]) -> bytes:
     return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
 
 
-def make_items(project: Project, count: int, **overrides: Any) -> list[Item]:
+def make_items(project: Project, count: int, prefix: str = "item", **overrides: Any) -> list[Item]:
     return Item.objects.bulk_create(
         Item(
             project=project,
-            external_id=f"item-{index}",
+            external_id=f"{prefix}-{index}",
             prompt=f"prompt {index}",
             responses=["first", "second"],
             **overrides,

@@ -1,0 +1,29 @@
+"""Reads of scoring results that other apps use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scoring.models import ContributorScore, ItemConsensus, ScoringRun, ScoringRunStatus
+
+
+def latest_succeeded_run(*, project: Any) -> ScoringRun | None:
+    return (
+        ScoringRun.objects.filter(project=project, status=ScoringRunStatus.SUCCEEDED)
+        .order_by("-id")
+        .first()
+    )
+
+
+def contributor_tiers(*, run: ScoringRun | None) -> dict[int, str]:
+    """expert id -> tier in a run (empty without a run)."""
+    if run is None:
+        return {}
+    return dict(ContributorScore.objects.filter(run=run).values_list("expert_id", "tier"))
+
+
+def item_consensus(
+    *, run: ScoringRun, item_ids: list[int], target: str
+) -> dict[int, ItemConsensus]:
+    rows = ItemConsensus.objects.filter(run=run, item_id__in=item_ids, target=target)
+    return {row.item_id: row for row in rows}
