@@ -15,6 +15,10 @@ app.autodiscover_tasks()
 
 # One place for everything periodic. Each entry names a thin task that calls one service.
 app.conf.beat_schedule = {
+    "certifications-expiry": {
+        "task": "contributors.tasks.certifications_expiry_task",
+        "schedule": crontab(hour=6, minute=5),
+    },
     "sessions-clear-expired": {
         "task": "marketplace.tasks.sessions_clear_expired_task",
         "schedule": crontab(hour=3, minute=17),

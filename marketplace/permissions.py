@@ -52,3 +52,39 @@ def request_person(request: Request) -> User:
     if not isinstance(user, User):
         raise exceptions.NotAuthenticated()
     return user
+
+
+def user_has_mfa(user: Any) -> bool:
+    """Whether a person has an authenticator app (TOTP) set up."""
+    from allauth.mfa.models import Authenticator
+
+    if not isinstance(user, User):
+        return False
+    return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+
+
+class IsStaff(permissions.BasePermission):
+    message = "This endpoint is for platform staff."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return bool(
+            request.user
+            and request.user.is_authenticated
+            and not is_api_key_caller(request)
+            and request.user.is_staff
+        )
+
+
+class IsStaffWithMfa(IsStaff):
+    """Staff who have MFA enabled: required before any money or certification action."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if not super().has_permission(request, view):
+            return False
+        if not user_has_mfa(request.user):
+            raise exceptions.PermissionDenied(
+                "Enable two-factor authentication (TOTP) before approving, certifying, "
+                "revoking or moving money.",
+                code="mfa_required",
+            )
+        return True

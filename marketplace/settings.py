@@ -271,6 +271,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ProjectStatusEnum": "projects.models.ProjectStatus",
         "MemberStatusEnum": ["active", "invited"],
+        "ApplicationStatusEnum": "contributors.models.ApplicationStatus",
+        "LabRoleEnum": "marketplace.models.Role",
+        "CertificationRoleEnum": "contributors.models.CertificationRole",
     },
 }
 

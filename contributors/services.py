@@ -1,0 +1,418 @@
+"""Writes about experts: profiles, applications, exams, certifications, suspensions."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from contributors.exams import grade_question
+from contributors.models import (
+    Application,
+    ApplicationStatus,
+    Certification,
+    CertificationRole,
+    Exam,
+    ExamAttempt,
+    ExpertProfile,
+    ExpertSkill,
+    Skill,
+    SuspensionAction,
+    SuspensionEvent,
+)
+from marketplace.errors import Conflict, DomainError, Gone
+from marketplace.models import User
+
+# Profile fields an expert may set. Anything else (verified levels, tiers, staff flags, payout
+# data...) is refused by the API before it reaches here.
+PROFILE_FIELDS = frozenset(
+    {"headline", "bio", "domains", "country", "languages", "links", "availability_hours_per_week"}
+)
+EXPIRY_REMINDER_DAYS = 30
+# The sample of questions drawn per attempt comes from a CSPRNG: an expert must not be able to
+# predict which questions come up.
+_sampler = random.SystemRandom()
+
+
+def _notify(user: User, subject: str, message: str) -> None:
+    """Email after commit: a rolled-back decision must not have told anyone anything."""
+    transaction.on_commit(
+        lambda: send_mail(
+            subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{subject}",
+            message=message,
+            from_email=None,
+            recipient_list=[user.email],
+            fail_silently=True,
+        )
+    )
+
+
+def profile_get_or_create(*, user: User) -> ExpertProfile:
+    profile, _ = ExpertProfile.objects.get_or_create(user=user)
+    return profile
+
+
+def profile_update(*, user: User, data: dict[str, Any]) -> ExpertProfile:
+    """Update allowed fields; `skills` replaces the self-assessed set, keeping verified levels."""
+    with transaction.atomic():
+        ExpertProfile.objects.get_or_create(user=user)
+        profile = ExpertProfile.objects.select_for_update().get(user=user)
+        for key, value in data.items():
+            if key in PROFILE_FIELDS:
+                setattr(profile, key, value)
+        profile.save()
+        if "skills" in data:
+            wanted = {row["skill"]: row["level"] for row in data["skills"]}
+            skills = {skill.key: skill for skill in Skill.objects.filter(key__in=wanted)}
+            ExpertSkill.objects.filter(profile=profile).exclude(
+                skill__key__in=list(wanted)
+            ).delete()
+            for key, level in wanted.items():
+                ExpertSkill.objects.update_or_create(
+                    profile=profile, skill=skills[key], defaults={"level": level}
+                )
+    return profile
+
+
+def application_create(
+    *,
+    user: User,
+    skill: Skill,
+    level: int,
+    statement: str,
+    links: list[str],
+    project: Any = None,
+) -> Application:
+    if Application.objects.filter(
+        user=user, skill=skill, status=ApplicationStatus.PENDING, exam_attempt__isnull=True
+    ).exists():
+        raise Conflict("You already have a pending application for this skill.", code="duplicate")
+    return Application.objects.create(
+        user=user, skill=skill, level=level, project=project, statement=statement, links=links
+    )
+
+
+def certification_issue(
+    *,
+    user: User,
+    skill: Skill,
+    level: int,
+    issued_by: User | None,
+    days: int = 365,
+    role: str = CertificationRole.EXPERT,
+    exam_attempt: ExamAttempt | None = None,
+) -> Certification:
+    """Issue a certification. A renewal is a new row (the audit trail keeps the old one)."""
+    now = timezone.now()
+    with transaction.atomic():
+        certification = Certification.objects.create(
+            user=user,
+            skill=skill,
+            level=level,
+            role=role,
+            issued_at=now,
+            expires_at=now + timedelta(days=days),
+            issued_by=issued_by,
+            exam_attempt=exam_attempt,
+        )
+        profile, _ = ExpertProfile.objects.get_or_create(user=user)
+        expert_skill, created = ExpertSkill.objects.get_or_create(
+            profile=profile, skill=skill, defaults={"level": level, "verified_level": level}
+        )
+        if not created and (expert_skill.verified_level or 0) < level:
+            expert_skill.verified_level = level
+            expert_skill.save(update_fields=["verified_level"])
+        _notify(
+            user,
+            f"Certified in {skill.name}",
+            f"You are certified in {skill.name} (level {level}) until "
+            f"{certification.expires_at:%Y-%m-%d}.",
+        )
+    return certification
+
+
+def certification_revoke(
+    *, certification: Certification, revoked_by: User, reason: str
+) -> Certification:
+    # Compare-and-swap: a second revocation keeps the first one's author, time and reason.
+    changed = Certification.objects.filter(pk=certification.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now(), revoked_by=revoked_by, revocation_reason=reason
+    )
+    certification.refresh_from_db()
+    if not changed:
+        raise Conflict("This certification is already revoked.", code="already_revoked")
+    _notify(
+        certification.user,
+        f"Certification in {certification.skill.name} revoked",
+        f"Your certification in {certification.skill.name} was revoked: {reason}",
+    )
+    return certification
+
+
+def application_decide(
+    *,
+    application: Application,
+    decided_by: User,
+    approve: bool,
+    reason: str,
+    certify: bool = False,
+) -> Application:
+    """Approve or reject a pending application, once, with who, when and why on record.
+
+    Approving verifies the skill at the requested level; it certifies when asked to, and always
+    for an exam pass that was waiting for review.
+    """
+    with transaction.atomic():
+        locked = (
+            Application.objects.select_for_update()
+            .select_related("skill", "user")
+            .get(pk=application.pk)
+        )
+        if locked.status != ApplicationStatus.PENDING:
+            raise Conflict(f"This application was already {locked.status}.", code="already_decided")
+        locked.status = ApplicationStatus.APPROVED if approve else ApplicationStatus.REJECTED
+        locked.decided_by = decided_by
+        locked.decided_at = timezone.now()
+        locked.decision_reason = reason
+        locked.save(update_fields=["status", "decided_by", "decided_at", "decision_reason"])
+        if approve:
+            if certify or locked.exam_attempt_id is not None:
+                days = locked.exam_attempt.exam.certification_days if locked.exam_attempt else 365
+                certification_issue(
+                    user=locked.user,
+                    skill=locked.skill,
+                    level=locked.level,
+                    issued_by=decided_by,
+                    days=days,
+                    exam_attempt=locked.exam_attempt,
+                )
+            else:
+                profile, _ = ExpertProfile.objects.get_or_create(user=locked.user)
+                expert_skill, _ = ExpertSkill.objects.get_or_create(
+                    profile=profile, skill=locked.skill, defaults={"level": locked.level}
+                )
+                expert_skill.verified_level = max(expert_skill.verified_level or 0, locked.level)
+                expert_skill.save(update_fields=["verified_level"])
+        verdict = "approved" if approve else "rejected"
+        _notify(
+            locked.user,
+            f"Your application for {locked.skill.name} was {verdict}",
+            f"Your application for {locked.skill.name} was {verdict}."
+            + (f"\nReason: {reason}" if reason else ""),
+        )
+    return locked
+
+
+@dataclass(frozen=True)
+class ExamEligibility:
+    attempts_used: int
+    attempts_left: int
+    next_attempt_at: datetime | None
+    open_attempt: ExamAttempt | None
+
+
+def exam_eligibility(*, exam: Exam, user: User, now: datetime | None = None) -> ExamEligibility:
+    now = now or timezone.now()
+    attempts = list(ExamAttempt.objects.filter(exam=exam, user=user).order_by("-started_at"))
+    open_attempt = next((a for a in attempts if a.submitted_at is None and a.deadline > now), None)
+    next_at = None
+    if attempts and open_attempt is None:
+        last_end = attempts[0].submitted_at or attempts[0].deadline
+        cooldown_end = last_end + timedelta(hours=exam.cooldown_hours)
+        if cooldown_end > now:
+            next_at = cooldown_end
+    return ExamEligibility(
+        attempts_used=len(attempts),
+        attempts_left=max(exam.max_attempts - len(attempts), 0),
+        next_attempt_at=next_at,
+        open_attempt=open_attempt,
+    )
+
+
+def exam_attempt_start(*, exam: Exam, user: User) -> ExamAttempt:
+    """Start a timed attempt with a fresh random sample of the question bank."""
+    with transaction.atomic():
+        # One lock per expert serialises their own concurrent starts: two clicks cannot both
+        # pass the attempt limit.
+        ExpertProfile.objects.get_or_create(user=user)
+        ExpertProfile.objects.select_for_update().get(user=user)
+        eligibility = exam_eligibility(exam=exam, user=user)
+        if eligibility.open_attempt is not None:
+            raise DomainError(
+                "An attempt of this exam is already running.",
+                code="attempt_in_progress",
+                status_code=409,
+                details={"attempt": eligibility.open_attempt.pk},
+            )
+        if eligibility.attempts_left <= 0:
+            raise DomainError(
+                "No attempts left for this exam.", code="no_attempts_left", status_code=403
+            )
+        if eligibility.next_attempt_at is not None:
+            raise DomainError(
+                "Wait for the cool-down before the next attempt.",
+                code="cooldown",
+                status_code=429,
+                details={"next_attempt_at": eligibility.next_attempt_at.isoformat()},
+            )
+        bank = list(exam.questions.values_list("id", flat=True))
+        if not bank:
+            raise DomainError("This exam has no questions yet.", code="exam_empty")
+        sample = _sampler.sample(bank, min(exam.question_count, len(bank)))
+        now = timezone.now()
+        return ExamAttempt.objects.create(
+            exam=exam,
+            user=user,
+            question_ids=sample,
+            started_at=now,
+            deadline=now + timedelta(minutes=exam.time_limit_minutes),
+        )
+
+
+def exam_attempt_submit(*, attempt: ExamAttempt, answers: dict[str, Any]) -> ExamAttempt:
+    """Grade once. After the deadline: 410. A second submit (even a concurrent one): 409."""
+    with transaction.atomic():
+        locked = (
+            ExamAttempt.objects.select_for_update()
+            .select_related("exam__skill", "user")
+            .get(pk=attempt.pk)
+        )
+        if locked.submitted_at is not None:
+            raise Conflict("This attempt was already submitted.", code="already_submitted")
+        now = timezone.now()
+        if now > locked.deadline:
+            raise Gone("The time for this attempt is over.", code="deadline_passed")
+        questions = {q.id: q for q in locked.exam.questions.filter(id__in=locked.question_ids)}
+        earned = 0.0
+        possible = 0
+        wrong = []
+        for question_id in locked.question_ids:
+            question = questions.get(question_id)
+            if question is None:  # deleted from the bank mid-attempt: not counted
+                continue
+            share = grade_question(question, answers.get(str(question_id)))
+            earned += share * question.points
+            possible += question.points
+            if share < 1.0:
+                wrong.append(question_id)
+        locked.score = earned / possible if possible else 0.0
+        locked.has_passed = locked.score >= locked.exam.pass_mark
+        locked.wrong_question_ids = wrong
+        locked.answers = answers
+        locked.submitted_at = now
+        locked.save()
+        if locked.has_passed:
+            if locked.exam.auto_certify:
+                certification_issue(
+                    user=locked.user,
+                    skill=locked.exam.skill,
+                    level=locked.exam.level,
+                    issued_by=None,
+                    days=locked.exam.certification_days,
+                    exam_attempt=locked,
+                )
+            else:
+                Application.objects.create(
+                    user=locked.user,
+                    skill=locked.exam.skill,
+                    level=locked.exam.level,
+                    statement=f"Passed '{locked.exam.title}' with {locked.score:.0%}.",
+                    exam_attempt=locked,
+                )
+    return locked
+
+
+@dataclass(frozen=True)
+class ExpiryReport:
+    reminded: int
+    expired: int
+
+
+def certifications_process_expiry(*, now: datetime | None = None) -> ExpiryReport:
+    """Daily: remind experts 30 days before expiry, and tell them when a certification lapsed.
+
+    Qualification never waits for this task: routing compares `expires_at` with the clock.
+    Each email is sent once (its timestamp is set by a compare-and-swap update).
+    """
+    now = now or timezone.now()
+    reminded = expired = 0
+    due = Certification.objects.filter(
+        revoked_at__isnull=True,
+        reminder_sent_at__isnull=True,
+        expires_at__gt=now,
+        expires_at__lte=now + timedelta(days=EXPIRY_REMINDER_DAYS),
+    ).select_related("user", "skill")
+    for certification in due:
+        with transaction.atomic():
+            if Certification.objects.filter(
+                pk=certification.pk, reminder_sent_at__isnull=True
+            ).update(reminder_sent_at=now):
+                reminded += 1
+                _notify(
+                    certification.user,
+                    f"Your {certification.skill.name} certification expires soon",
+                    f"It expires on {certification.expires_at:%Y-%m-%d}. Retake the exam to renew.",
+                )
+    lapsed = Certification.objects.filter(
+        revoked_at__isnull=True, expiry_notified_at__isnull=True, expires_at__lte=now
+    ).select_related("user", "skill")
+    for certification in lapsed:
+        with transaction.atomic():
+            if Certification.objects.filter(
+                pk=certification.pk, expiry_notified_at__isnull=True
+            ).update(expiry_notified_at=now):
+                expired += 1
+                _notify(
+                    certification.user,
+                    f"Your {certification.skill.name} certification expired",
+                    "Projects that require it no longer route work to you. Retake the exam "
+                    "to renew.",
+                )
+    return ExpiryReport(reminded=reminded, expired=expired)
+
+
+def expert_suspend(
+    *,
+    user: User,
+    reason: str,
+    suspended_by: User | None,
+    evidence: dict[str, Any] | None = None,
+) -> ExpertProfile:
+    """Suspend at once (routing checks it at every claim); `suspended_by` None means scoring."""
+    with transaction.atomic():
+        ExpertProfile.objects.get_or_create(user=user)
+        profile = ExpertProfile.objects.select_for_update().get(user=user)
+        if profile.suspended_at is not None:
+            raise Conflict("This expert is already suspended.", code="already_suspended")
+        profile.suspended_at = timezone.now()
+        profile.suspension_reason = reason
+        profile.save(update_fields=["suspended_at", "suspension_reason", "updated_at"])
+        SuspensionEvent.objects.create(
+            user=user,
+            action=SuspensionAction.SUSPEND,
+            actor=suspended_by,
+            reason=reason,
+            evidence=evidence or {},
+        )
+    return profile
+
+
+def expert_reinstate(*, user: User, reinstated_by: User, reason: str) -> ExpertProfile:
+    with transaction.atomic():
+        ExpertProfile.objects.get_or_create(user=user)
+        profile = ExpertProfile.objects.select_for_update().get(user=user)
+        if profile.suspended_at is None:
+            raise Conflict("This expert is not suspended.", code="not_suspended")
+        profile.suspended_at = None
+        profile.suspension_reason = ""
+        profile.save(update_fields=["suspended_at", "suspension_reason", "updated_at"])
+        SuspensionEvent.objects.create(
+            user=user, action=SuspensionAction.REINSTATE, actor=reinstated_by, reason=reason
+        )
+    return profile
