@@ -40,10 +40,37 @@ def _isolated_settings(settings: Any) -> None:
     settings.CACHES = {"default": cache}
 
 
+def current_totp_code(user: User) -> str:
+    from allauth.mfa.adapter import get_adapter
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.totp.internal.auth import (
+        format_hotp_value,
+        hotp_value,
+        yield_hotp_counters_from_time,
+    )
+
+    authenticator = Authenticator.objects.get(user=user, type=Authenticator.Type.TOTP)
+    secret = get_adapter().decrypt(authenticator.data["secret"])
+    return format_hotp_value(hotp_value(secret, next(iter(yield_hotp_counters_from_time()))))
+
+
 def headless_login(client: APIClient, email: str, password: str = PASSWORD) -> str:
+    """Sign in through the headless app API, answering the TOTP step when MFA is on."""
     response = client.post(
         f"{HEADLESS}/auth/login", {"email": email, "password": password}, format="json"
     )
+    body = response.json()
+    pending = [
+        flow["id"] for flow in body.get("data", {}).get("flows", []) if flow.get("is_pending")
+    ]
+    if response.status_code == 401 and pending == ["mfa_authenticate"]:
+        user = User.objects.get(email__iexact=email)
+        response = client.post(
+            f"{HEADLESS}/auth/2fa/authenticate",
+            {"code": current_totp_code(user)},
+            format="json",
+            HTTP_X_SESSION_TOKEN=body["meta"]["session_token"],
+        )
     assert response.status_code == 200, response.content
     return response.json()["meta"]["session_token"]
 
