@@ -393,6 +393,10 @@ def expert_suspend(
         profile.suspended_at = timezone.now()
         profile.suspension_reason = reason
         profile.save(update_fields=["suspended_at", "suspension_reason", "updated_at"])
+        # A suspended expert's unpaid earnings wait in the held account for an admin's review.
+        from payouts.services import payable_hold
+
+        payable_hold(user=user)
         SuspensionEvent.objects.create(
             user=user,
             action=SuspensionAction.SUSPEND,

@@ -19,6 +19,14 @@ app.conf.beat_schedule = {
         "task": "contributors.tasks.certifications_expiry_task",
         "schedule": crontab(hour=6, minute=5),
     },
+    "ledger-verify": {
+        "task": "payouts.tasks.ledger_verify_task",
+        "schedule": crontab(hour=4, minute=30),
+    },
+    "payout-runs-reconcile": {
+        "task": "payouts.tasks.payout_runs_reconcile_task",
+        "schedule": crontab(minute=15),
+    },
     "sessions-clear-expired": {
         "task": "marketplace.tasks.sessions_clear_expired_task",
         "schedule": crontab(hour=3, minute=17),

@@ -274,6 +274,8 @@ SPECTACULAR_SETTINGS = {
         "ApplicationStatusEnum": "contributors.models.ApplicationStatus",
         "LabRoleEnum": "marketplace.models.Role",
         "CertificationRoleEnum": "contributors.models.CertificationRole",
+        "PayoutRunStatusEnum": "payouts.models.PayoutRunStatus",
+        "PayoutLineStatusEnum": "payouts.models.PayoutLineStatus",
     },
 }
 
@@ -334,3 +336,26 @@ IMPORT_MAX_LINE_BYTES = env.int("IMPORT_MAX_LINE_BYTES", default=1024 * 1024)
 IMPORT_MAX_LINES = env.int("IMPORT_MAX_LINES", default=100_000)
 # How many line errors an import's 400 lists at most (the total is always given).
 IMPORT_MAX_LISTED_ERRORS = 1000
+
+# --- Stripe ---------------------------------------------------------------------------------
+# With no key, the embedded default talks to the project's own local Stripe-compatible server
+# (`manage.py stripe_local`, started by `make demo`); a real `sk_...` key switches to Stripe.
+# The local server's key is a fixed, public test value (it guards nothing).
+LOCAL_STRIPE_KEY = "sk_test_local"  # noqa: S105
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="") or LOCAL_STRIPE_KEY
+STRIPE_IS_LOCAL = STRIPE_SECRET_KEY == LOCAL_STRIPE_KEY
+STRIPE_API_BASE = env.str(
+    "STRIPE_API_BASE", default="http://127.0.0.1:12111" if STRIPE_IS_LOCAL else ""
+)
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="whsec_local_demo_secret")
+# Stripe's own signature tolerance for old timestamps, and ours for timestamps in the future.
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
+STRIPE_TIMEOUT_SECONDS = env.int("STRIPE_TIMEOUT_SECONDS", default=20)
+# Stripe keeps idempotency keys for 24 hours; a payout line stuck in `submitting` for longer is
+# reconciled against Stripe's list of transfers before anything is sent again.
+STRIPE_IDEMPOTENCY_WINDOW_SECONDS = env.int("STRIPE_IDEMPOTENCY_WINDOW_SECONDS", default=24 * 3600)
+STRIPE_LIVEMODE = env.bool("STRIPE_LIVEMODE", default=STRIPE_SECRET_KEY.startswith("sk_live_"))
+# The platform's share of every funding, in percent (a decimal string, e.g. "20" or "12.5").
+PLATFORM_FEE_PERCENT = env.str("PLATFORM_FEE_PERCENT", default="20")
+# A payout run above this total (minor units) needs two different approvers.
+PAYOUT_DUAL_APPROVAL_THRESHOLD = env.int("PAYOUT_DUAL_APPROVAL_THRESHOLD", default=1_000_000)

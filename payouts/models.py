@@ -1,1 +1,289 @@
-"""Models of this app arrive with its issue; the app is installed and migrates now."""
+"""Money: a double-entry ledger, funding, Stripe events, payout accounts.
+
+Amounts are integers in minor units. Ledger transactions and entries are append-only: the
+database refuses UPDATE and DELETE on them, and on PostgreSQL a deferred constraint trigger
+refuses to commit a transaction whose entries do not sum to zero (migration 0002).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class AccountKind(models.TextChoices):
+    PROJECT_ESCROW = "project_escrow", "Project escrow"
+    EXPERT_PAYABLE = "expert_payable", "Expert payable"
+    EXPERT_HELD = "expert_held", "Expert held"
+    PAYOUT_IN_FLIGHT = "payout_in_flight", "Payout in flight"
+    PLATFORM_REVENUE = "platform_revenue", "Platform revenue"
+    STRIPE_CLEARING = "stripe_clearing", "Stripe clearing"
+
+
+# Only these may go negative: Stripe clearing mirrors money held at Stripe (negative = cash the
+# platform holds there), and revenue can be corrected downwards.
+PLATFORM_KINDS = frozenset({AccountKind.PLATFORM_REVENUE, AccountKind.STRIPE_CLEARING})
+PROJECT_KINDS = frozenset({AccountKind.PROJECT_ESCROW})
+EXPERT_KINDS = frozenset({AccountKind.EXPERT_PAYABLE, AccountKind.EXPERT_HELD})
+
+
+class LedgerAccount(models.Model):
+    kind = models.CharField(max_length=20, choices=AccountKind.choices)
+    currency = models.CharField(max_length=3)
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # A cache of SUM(entries.amount), written under the account's row lock in the same database
+    # transaction as the entries; `ledger_verify` recomputes and compares it.
+    balance = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["kind", "currency", "project"],
+                condition=Q(project__isnull=False),
+                name="ledger_account_unique_project",
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "currency", "user"],
+                condition=Q(user__isnull=False),
+                name="ledger_account_unique_user",
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "currency"],
+                condition=Q(project__isnull=True, user__isnull=True),
+                name="ledger_account_unique_platform",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        owner = self.project_id or self.user_id or "platform"
+        return f"{self.kind}:{owner}:{self.currency}"
+
+
+class LedgerTransaction(models.Model):
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    currency = models.CharField(max_length=3)
+    kind = models.CharField(max_length=40)
+    memo = models.CharField(max_length=500, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.idempotency_key
+
+
+class LedgerEntry(models.Model):
+    transaction = models.ForeignKey(
+        LedgerTransaction, on_delete=models.PROTECT, related_name="entries"
+    )
+    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="entries")
+    amount = models.BigIntegerField()
+
+    class Meta:
+        constraints: ClassVar = [
+            models.CheckConstraint(condition=~Q(amount=0), name="ledger_entry_nonzero"),
+        ]
+        indexes: ClassVar = [models.Index(fields=["account", "transaction"])]
+
+    def __str__(self) -> str:
+        return f"{self.amount} on {self.account_id}"
+
+
+class FundingStatus(models.TextChoices):
+    OPEN = "open", "Waiting for payment"
+    PAID = "paid", "Paid"
+
+
+class Funding(models.Model):
+    """A lab's payment into a project's escrow through Stripe Checkout."""
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.PROTECT, related_name="fundings"
+    )
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(
+        max_length=4, choices=FundingStatus.choices, default=FundingStatus.OPEN
+    )
+    checkout_session_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="funding_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"funding {self.pk}: {self.amount} {self.currency} ({self.status})"
+
+
+class StripeEventStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    APPLIED = "applied", "Applied"
+    IGNORED = "ignored", "Ignored"
+    FAILED = "failed", "Failed"
+
+
+class StripeEvent(models.Model):
+    """Every verified webhook, stored before it is applied; applied at most once."""
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    livemode = models.BooleanField(default=False)
+    account = models.CharField(max_length=255, blank=True)
+    payload = models.JSONField()
+    status = models.CharField(
+        max_length=8, choices=StripeEventStatus.choices, default=StripeEventStatus.RECEIVED
+    )
+    note = models.TextField(blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.event_id} {self.type} ({self.status})"
+
+
+class PayoutAccount(models.Model):
+    """An expert's Stripe connected account (Express-style controller settings)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payout_account"
+    )
+    stripe_account_id = models.CharField(max_length=255, unique=True)
+    transfers_active = models.BooleanField(default=False)
+    payouts_enabled = models.BooleanField(default=False)
+    details_submitted = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.stripe_account_id} of {self.user_id}"
+
+
+class PayoutRunStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    APPROVED = "approved", "Approved"
+    EXECUTING = "executing", "Executing"
+    PAUSED = "paused", "Paused"
+    COMPLETED = "completed", "Completed"
+
+
+class PayoutRun(models.Model):
+    period_start = models.DateField()
+    period_end = models.DateField()
+    currency = models.CharField(max_length=3, default="usd")
+    status = models.CharField(
+        max_length=9, choices=PayoutRunStatus.choices, default=PayoutRunStatus.DRAFT
+    )
+    total = models.BigIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    # Why execution stopped (`balance_insufficient`, `idempotency_error`...): an admin alert.
+    alert = models.TextField(blank=True)
+    reconciliation = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"payout run {self.pk} ({self.status})"
+
+    @property
+    def transfer_group(self) -> str:
+        return f"payout-run-{self.pk}"
+
+
+class PayoutRunApproval(models.Model):
+    run = models.ForeignKey(PayoutRun, on_delete=models.CASCADE, related_name="approvals")
+    approver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["run", "approver"], name="payout_approval_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.approver_id} approved run {self.run_id}"
+
+
+class PayoutLineStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUBMITTING = "submitting", "Submitting"
+    SENT = "sent", "Sent"
+    PAID = "paid", "Paid"
+    FAILED = "failed", "Failed"
+    BLOCKED = "blocked", "Blocked"
+
+
+# The line status machine, in one place. `submitting -> pending` happens only when Stripe said
+# for certain that no transfer was made (a definitive refusal), with a new idempotency key.
+PAYOUT_LINE_TRANSITIONS: dict[str, frozenset[str]] = {
+    PayoutLineStatus.PENDING: frozenset({PayoutLineStatus.SUBMITTING, PayoutLineStatus.BLOCKED}),
+    PayoutLineStatus.SUBMITTING: frozenset(
+        {PayoutLineStatus.SENT, PayoutLineStatus.PENDING, PayoutLineStatus.BLOCKED}
+    ),
+    PayoutLineStatus.SENT: frozenset({PayoutLineStatus.PAID, PayoutLineStatus.FAILED}),
+    PayoutLineStatus.PAID: frozenset({PayoutLineStatus.FAILED}),
+    PayoutLineStatus.FAILED: frozenset({PayoutLineStatus.PENDING}),
+    PayoutLineStatus.BLOCKED: frozenset({PayoutLineStatus.PENDING}),
+}
+PAYOUT_LINE_DONE = frozenset(
+    {
+        PayoutLineStatus.SENT,
+        PayoutLineStatus.PAID,
+        PayoutLineStatus.FAILED,
+        PayoutLineStatus.BLOCKED,
+    }
+)
+
+
+class PayoutLine(models.Model):
+    run = models.ForeignKey(PayoutRun, on_delete=models.CASCADE, related_name="lines")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    payout_account = models.ForeignKey(PayoutAccount, on_delete=models.PROTECT, related_name="+")
+    base = models.BigIntegerField()
+    tier_adjustment = models.BigIntegerField(default=0)
+    bonus = models.BigIntegerField(default=0)
+    held = models.BigIntegerField(default=0)
+    total = models.BigIntegerField()
+    # How base, adjustment and bonus were computed (per project: earned, tier, multiplier).
+    breakdown = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=10, choices=PayoutLineStatus.choices, default=PayoutLineStatus.PENDING
+    )
+    # Bumped only after Stripe proved no transfer exists for the previous key.
+    key_generation = models.PositiveIntegerField(default=0)
+    transfer_id = models.CharField(max_length=255, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["run", "user"], name="payout_line_once_per_run"),
+            models.CheckConstraint(condition=Q(total__gt=0), name="payout_line_total_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"line {self.pk} of run {self.run_id}: {self.total} ({self.status})"
+
+    @property
+    def idempotency_key(self) -> str:
+        suffix = f"-g{self.key_generation}" if self.key_generation else ""
+        return f"payout-line-{self.pk}{suffix}"

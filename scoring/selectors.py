@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scoring.models import ContributorScore, ItemConsensus, ScoringRun, ScoringRunStatus
+from scoring.models import ContributorScore, ItemConsensus, ScoringRun, ScoringRunStatus, Tier
 
 
 def latest_succeeded_run(*, project: Any) -> ScoringRun | None:
@@ -13,6 +13,19 @@ def latest_succeeded_run(*, project: Any) -> ScoringRun | None:
         .order_by("-id")
         .first()
     )
+
+
+def contributor_tier(*, expert: Any, project: Any) -> str:
+    """The expert's tier in the project's latest succeeded run; provisional (x1.0) before any."""
+    run = latest_succeeded_run(project=project)
+    if run is None:
+        return Tier.PROVISIONAL
+    tier = (
+        ContributorScore.objects.filter(run=run, expert=expert)
+        .values_list("tier", flat=True)
+        .first()
+    )
+    return tier or Tier.PROVISIONAL
 
 
 def contributor_tiers(*, run: ScoringRun | None) -> dict[int, str]:

@@ -1,0 +1,593 @@
+"""Money out: payout runs (draft -> approve -> execute), crash-safe and idempotent.
+
+Bookings of one line (keys name their cause, so a retried step can never book twice):
+- `tier:<line>:<project>`: the tier adjustment, escrow <-> expert payable;
+- `payout:<line>:g<generation>`: the total leaves the payable for "payout in flight", in the same
+  database transaction that moves the line `pending -> submitting`;
+- `payout-sent:<line>`: Stripe made the transfer: in flight -> Stripe clearing;
+- `payout-undo:<line>:g<generation>`: Stripe refused for certain (no transfer): back to payable;
+- `payout-reversed:<line>:g<generation>`: a sent transfer failed or was reversed: clearing ->
+  payable, and the line can be retried.
+
+The Stripe call is never made inside a database transaction. Which executor sends a line is
+decided by a compare-and-swap on its status, so two executors (or a retry after a crash) never
+both create a transfer; the idempotency key is stored with the line and changes only once
+Stripe has proved that no transfer exists for the old one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import stripe
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from marketplace.errors import Conflict, DomainError
+from marketplace.models import User
+from payouts.models import (
+    AccountKind,
+    LedgerAccount,
+    LedgerEntry,
+    PayoutAccount,
+    PayoutLine,
+    PayoutLineStatus,
+    PayoutRun,
+    PayoutRunApproval,
+    PayoutRunStatus,
+    StripeEventStatus,
+)
+from payouts.services.ledger import InsufficientBalance, account_for, ledger_post
+from payouts.stripe_gateway import stripe_client
+from scoring.models import TIER_MULTIPLIER_BASIS_POINTS
+
+logger = logging.getLogger(__name__)
+BASIS = 10_000
+
+
+def _adjustment(earned: int, basis_points: int) -> int:
+    """multiplier x base - base, in integer minor units, rounded half away from zero."""
+    difference = earned * (basis_points - BASIS)
+    quotient, remainder = divmod(abs(difference), BASIS)
+    rounded = quotient + (1 if remainder * 2 >= BASIS else 0)
+    return rounded if difference >= 0 else -rounded
+
+
+def _period_earnings(
+    user_ids: list[int], currency: str, start: date, end: date
+) -> dict[int, dict[int, int]]:
+    """user -> project -> base earned in the period (from the ledger's earning transactions)."""
+    rows = (
+        LedgerEntry.objects.filter(
+            account__kind=AccountKind.EXPERT_PAYABLE,
+            account__currency=currency,
+            account__user_id__in=user_ids,
+            transaction__kind="earning",
+            transaction__created_at__date__gte=start,
+            transaction__created_at__date__lte=end,
+        )
+        .values_list("account__user_id", "transaction__metadata__project_id")
+        .annotate(total=Sum("amount"))
+    )
+    earned: dict[int, dict[int, int]] = defaultdict(dict)
+    for user_id, project_id, total in rows:
+        earned[user_id][int(project_id)] = int(total)
+    return earned
+
+
+def payout_run_create(
+    *, period_start: date, period_end: date, currency: str, created_by: User
+) -> PayoutRun:
+    """Draft a run: one line per expert with a positive payable and an account that can take
+    transfers. Tier adjustments are computed for the period's earnings from each project's
+    latest scoring snapshot (provisional = x1.0 until scoring exists)."""
+    from projects.models import Project
+    from scoring.selectors import contributor_tier
+
+    if period_end < period_start:
+        raise DomainError("period_end is before period_start.", code="invalid_period")
+    with transaction.atomic():
+        overlapping = PayoutRun.objects.select_for_update().filter(
+            currency=currency, period_start__lte=period_end, period_end__gte=period_start
+        )
+        if overlapping.exists():
+            raise Conflict(
+                "Another run already covers part of this period.", code="overlapping_period"
+            )
+        run = PayoutRun.objects.create(
+            period_start=period_start,
+            period_end=period_end,
+            currency=currency,
+            created_by=created_by,
+        )
+        payables: dict[int, int] = {
+            int(account.user_id): account.balance
+            for account in LedgerAccount.objects.filter(
+                kind=AccountKind.EXPERT_PAYABLE, currency=currency, balance__gt=0
+            )
+        }
+        held = dict(
+            LedgerAccount.objects.filter(
+                kind=AccountKind.EXPERT_HELD, currency=currency, user_id__in=payables
+            ).values_list("user_id", "balance")
+        )
+        accounts = {
+            account.user_id: account
+            for account in PayoutAccount.objects.filter(user_id__in=payables, transfers_active=True)
+        }
+        eligible = sorted(user_id for user_id in payables if user_id in accounts)
+        earned = _period_earnings(eligible, currency, period_start, period_end)
+        projects = {
+            project.pk: project
+            for project in Project.objects.filter(
+                pk__in={pid for per_user in earned.values() for pid in per_user}
+            )
+        }
+        users = User.objects.in_bulk(eligible)
+        lines = []
+        for user_id in eligible:
+            base = payables[user_id]
+            adjustment = 0
+            per_project = {}
+            for project_id, amount in sorted(earned.get(user_id, {}).items()):
+                tier = contributor_tier(expert=users[user_id], project=projects[project_id])
+                basis_points = TIER_MULTIPLIER_BASIS_POINTS[tier]
+                project_adjustment = _adjustment(amount, basis_points)
+                adjustment += project_adjustment
+                per_project[str(project_id)] = {
+                    "earned": amount,
+                    "tier": tier,
+                    "multiplier": basis_points / BASIS,
+                    "adjustment": project_adjustment,
+                }
+            total = base + adjustment
+            if total <= 0:
+                continue
+            lines.append(
+                PayoutLine(
+                    run=run,
+                    user_id=user_id,
+                    payout_account=accounts[user_id],
+                    base=base,
+                    tier_adjustment=adjustment,
+                    held=held.get(user_id, 0),
+                    total=total,
+                    breakdown={"projects": per_project},
+                )
+            )
+        PayoutLine.objects.bulk_create(lines, batch_size=2000)
+        run.total = sum(line.total for line in lines)
+        run.save(update_fields=["total"])
+    return run
+
+
+def payout_run_approve(*, run: PayoutRun, approver: User) -> PayoutRun:
+    """Record an approval; above the threshold, the run needs two different approvers."""
+    with transaction.atomic():
+        locked = PayoutRun.objects.select_for_update().get(pk=run.pk)
+        if locked.status != PayoutRunStatus.DRAFT:
+            raise Conflict(f"The run is {locked.status}, not a draft.", code="not_draft")
+        if PayoutRunApproval.objects.filter(run=locked, approver=approver).exists():
+            raise Conflict("You already approved this run.", code="already_approved")
+        PayoutRunApproval.objects.create(run=locked, approver=approver)
+        needed = 2 if locked.total > settings.PAYOUT_DUAL_APPROVAL_THRESHOLD else 1
+        if locked.approvals.count() >= needed:
+            locked.status = PayoutRunStatus.APPROVED
+            locked.approved_at = timezone.now()
+            locked.save(update_fields=["status", "approved_at"])
+    return locked
+
+
+@dataclass
+class ExecuteReport:
+    status: str
+    sent: int = 0
+    pending: int = 0
+    blocked: int = 0
+    alert: str = ""
+
+
+def _line_transition(line: PayoutLine, expected: str, new: str, **fields: Any) -> bool:
+    """Compare-and-swap a line's status; True if this caller made the change."""
+    changed = PayoutLine.objects.filter(pk=line.pk, status=expected).update(
+        status=new, updated_at=timezone.now(), **fields
+    )
+    return bool(changed)
+
+
+def _accounts(line: PayoutLine) -> tuple[LedgerAccount, LedgerAccount, LedgerAccount]:
+    currency = line.run.currency
+    return (
+        account_for(kind=AccountKind.EXPERT_PAYABLE, currency=currency, user=line.user),
+        account_for(kind=AccountKind.PAYOUT_IN_FLIGHT, currency=currency),
+        account_for(kind=AccountKind.STRIPE_CLEARING, currency=currency),
+    )
+
+
+def _claim_line(line: PayoutLine) -> bool:
+    """pending -> submitting, booking the tier adjustment and payable -> in flight with it."""
+    from projects.models import Project
+
+    currency = line.run.currency
+    with transaction.atomic():
+        if not _line_transition(
+            line, PayoutLineStatus.PENDING, PayoutLineStatus.SUBMITTING, submitted_at=timezone.now()
+        ):
+            return False
+        payable, in_flight, _ = _accounts(line)
+        for project_id, row in sorted(line.breakdown.get("projects", {}).items()):
+            adjustment = int(row["adjustment"])
+            if adjustment == 0:
+                continue
+            escrow = account_for(
+                kind=AccountKind.PROJECT_ESCROW,
+                currency=currency,
+                project=Project.objects.get(pk=int(project_id)),
+            )
+            ledger_post(
+                idempotency_key=f"tier:{line.pk}:{project_id}",
+                currency=currency,
+                postings=[(escrow, -adjustment), (payable, adjustment)],
+                kind="tier_adjustment",
+                metadata={
+                    "line_id": line.pk,
+                    "project_id": int(project_id),
+                    "user_id": line.user_id,
+                },
+            )
+        ledger_post(
+            idempotency_key=f"payout:{line.pk}:g{line.key_generation}",
+            currency=currency,
+            postings=[(payable, -line.total), (in_flight, line.total)],
+            kind="payout",
+            metadata={"line_id": line.pk, "run_id": line.run_id, "user_id": line.user_id},
+        )
+    return True
+
+
+def _mark_sent(line: PayoutLine, transfer_id: str) -> None:
+    with transaction.atomic():
+        if not _line_transition(
+            line,
+            PayoutLineStatus.SUBMITTING,
+            PayoutLineStatus.SENT,
+            transfer_id=transfer_id,
+            last_error="",
+        ):
+            return
+        _, in_flight, clearing = _accounts(line)
+        ledger_post(
+            idempotency_key=f"payout-sent:{line.pk}:g{line.key_generation}",
+            currency=line.run.currency,
+            postings=[(in_flight, -line.total), (clearing, line.total)],
+            kind="payout_sent",
+            metadata={"line_id": line.pk, "transfer_id": transfer_id, "user_id": line.user_id},
+        )
+
+
+def _undo_submission(line: PayoutLine, new_status: str, error: str) -> None:
+    """Stripe refused for certain: money back to payable; a retry uses a new key."""
+    with transaction.atomic():
+        if not _line_transition(
+            line,
+            PayoutLineStatus.SUBMITTING,
+            new_status,
+            last_error=error[:2000],
+            key_generation=line.key_generation + 1,
+        ):
+            return
+        payable, in_flight, _ = _accounts(line)
+        ledger_post(
+            idempotency_key=f"payout-undo:{line.pk}:g{line.key_generation}",
+            currency=line.run.currency,
+            postings=[(in_flight, -line.total), (payable, line.total)],
+            kind="payout_undo",
+            metadata={"line_id": line.pk, "user_id": line.user_id, "error": error[:200]},
+        )
+
+
+def _metadata(stripe_object: Any) -> dict[str, str]:
+    return {str(key): str(value) for key, value in (stripe_object.get("metadata") or {}).items()}
+
+
+def _find_transfer(client: stripe.StripeClient, line: PayoutLine) -> str | None:
+    """The transfer Stripe made for this line and key generation, if any (by listing the run's
+    transfer group: the only way to know after an idempotency key has expired)."""
+    transfers = client.v1.transfers.list(
+        params={"transfer_group": line.run.transfer_group, "limit": 100}
+    )
+    for transfer in transfers.auto_paging_iter():
+        metadata = _metadata(transfer)
+        if metadata.get("payout_line") == str(line.pk) and metadata.get("generation") == str(
+            line.key_generation
+        ):
+            return str(transfer.id)
+    return None
+
+
+def _send(client: stripe.StripeClient, line: PayoutLine) -> str:
+    """Create (or replay) the line's transfer. Returns 'sent', 'unknown', 'paused' or 'blocked'."""
+    window = timedelta(seconds=settings.STRIPE_IDEMPOTENCY_WINDOW_SECONDS)
+    if line.submitted_at and timezone.now() - line.submitted_at > window:
+        # The stored key may have expired at Stripe: resending could pay twice. Look first.
+        found = _find_transfer(client, line)
+        if found:
+            _mark_sent(line, found)
+            return "sent"
+        with transaction.atomic():
+            if not _line_transition(
+                line,
+                PayoutLineStatus.SUBMITTING,
+                PayoutLineStatus.SUBMITTING,
+                key_generation=line.key_generation + 1,
+                submitted_at=timezone.now(),
+            ):
+                return "unknown"
+        line.refresh_from_db()
+    try:
+        transfer = client.v1.transfers.create(
+            params={
+                "amount": line.total,
+                "currency": line.run.currency,
+                "destination": line.payout_account.stripe_account_id,
+                "transfer_group": line.run.transfer_group,
+                "metadata": {
+                    "payout_run": str(line.run_id),
+                    "payout_line": str(line.pk),
+                    "generation": str(line.key_generation),
+                },
+            },
+            options={"idempotency_key": line.idempotency_key},
+        )
+    except stripe.IdempotencyError as error:
+        raise _Alert(f"idempotency_error on line {line.pk}: {error.user_message}") from error
+    except stripe.InvalidRequestError as error:
+        if error.code == "balance_insufficient":
+            _undo_submission(line, PayoutLineStatus.PENDING, "balance_insufficient")
+            return "paused"
+        if error.code in ("insufficient_capabilities_for_transfer", "account_invalid"):
+            _undo_submission(line, PayoutLineStatus.BLOCKED, f"{error.code}: {error.user_message}")
+            return "blocked"
+        _undo_submission(line, PayoutLineStatus.BLOCKED, f"{error.code}: {error.user_message}")
+        return "blocked"
+    except (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError) as error:
+        # The outcome is unknown (a 5xx, a timeout, a lost response): the line stays
+        # `submitting` and the next execute retries with the same key.
+        PayoutLine.objects.filter(pk=line.pk).update(
+            last_error=f"{type(error).__name__}: {error}"[:2000]
+        )
+        return "unknown"
+    _mark_sent(line, str(transfer.id))
+    return "sent"
+
+
+class _Alert(Exception):
+    pass
+
+
+def payout_run_execute(*, run: PayoutRun) -> ExecuteReport:
+    """Send every line once. Safe to call again at any time and from two processes at once."""
+    with transaction.atomic():
+        locked = PayoutRun.objects.select_for_update().get(pk=run.pk)
+        if locked.status == PayoutRunStatus.DRAFT:
+            raise Conflict("The run is not approved yet.", code="not_approved")
+        if locked.status == PayoutRunStatus.COMPLETED:
+            return ExecuteReport(status=locked.status)
+        if locked.status in (PayoutRunStatus.APPROVED, PayoutRunStatus.PAUSED):
+            locked.status = PayoutRunStatus.EXECUTING
+            locked.started_at = locked.started_at or timezone.now()
+            locked.alert = ""
+            locked.save(update_fields=["status", "started_at", "alert"])
+    client = stripe_client()
+    report = ExecuteReport(status=PayoutRunStatus.EXECUTING)
+    lines = (
+        PayoutLine.objects.filter(
+            run=run, status__in=[PayoutLineStatus.PENDING, PayoutLineStatus.SUBMITTING]
+        )
+        .select_related("run", "payout_account", "user")
+        .order_by("pk")
+    )
+    for line in lines.iterator(chunk_size=500):
+        if line.status == PayoutLineStatus.PENDING:
+            try:
+                if not _claim_line(line):
+                    continue  # another executor took it
+            except InsufficientBalance as error:
+                _line_transition(
+                    line, PayoutLineStatus.PENDING, PayoutLineStatus.BLOCKED, last_error=str(error)
+                )
+                report.blocked += 1
+                continue
+            line.refresh_from_db()
+        try:
+            outcome = _send(client, line)
+        except _Alert as alert:
+            _stop(run, PayoutRunStatus.PAUSED, str(alert))
+            report.status, report.alert = PayoutRunStatus.PAUSED, str(alert)
+            return report
+        if outcome == "sent":
+            report.sent += 1
+        elif outcome == "blocked":
+            report.blocked += 1
+        elif outcome == "paused":
+            message = "balance_insufficient: fund the platform's Stripe balance, then execute again"
+            _stop(run, PayoutRunStatus.PAUSED, message)
+            report.status, report.alert = PayoutRunStatus.PAUSED, message
+            return report
+        else:
+            report.pending += 1
+    unfinished = PayoutLine.objects.filter(
+        run=run, status__in=[PayoutLineStatus.PENDING, PayoutLineStatus.SUBMITTING]
+    ).exists()
+    if not unfinished:
+        PayoutRun.objects.filter(pk=run.pk, status=PayoutRunStatus.EXECUTING).update(
+            status=PayoutRunStatus.COMPLETED, completed_at=timezone.now()
+        )
+        report.status = PayoutRunStatus.COMPLETED
+    return report
+
+
+def _stop(run: PayoutRun, status: str, alert: str) -> None:
+    logger.warning("payout run %s stopped: %s", run.pk, alert)
+    PayoutRun.objects.filter(pk=run.pk).update(status=status, alert=alert)
+
+
+def payout_line_retry(*, line: PayoutLine) -> PayoutLine:
+    """A failed or blocked line goes back to pending (with a fresh key) and the run resumes."""
+    with transaction.atomic():
+        locked = PayoutLine.objects.select_for_update().get(pk=line.pk)
+        if locked.status not in (PayoutLineStatus.FAILED, PayoutLineStatus.BLOCKED):
+            raise Conflict(f"A {locked.status} line cannot be retried.", code="not_retryable")
+        locked.status = PayoutLineStatus.PENDING
+        locked.save(update_fields=["status", "updated_at"])
+        PayoutRun.objects.filter(pk=locked.run_id, status=PayoutRunStatus.COMPLETED).update(
+            status=PayoutRunStatus.PAUSED, alert=f"line {locked.pk} queued for retry"
+        )
+    return locked
+
+
+def payout_event_apply(*, event_type: str, obj: dict[str, Any]) -> tuple[str, str]:
+    """Transfer webhooks: confirm sent lines, and undo reversed ones."""
+    metadata = obj.get("metadata") or {}
+    line_id = metadata.get("payout_line")
+    if not line_id or not str(line_id).isdigit():
+        return StripeEventStatus.IGNORED, "not a payout line transfer"
+    line = PayoutLine.objects.select_related("run", "user").filter(pk=int(line_id)).first()
+    if line is None:
+        return StripeEventStatus.IGNORED, "unknown payout line"
+    if str(line.key_generation) != str(metadata.get("generation")):
+        return StripeEventStatus.IGNORED, "event for an earlier key generation"
+    if event_type in ("transfer.created", "transfer.updated") and not obj.get("reversed"):
+        if line.status == PayoutLineStatus.SUBMITTING:
+            # The webhook beat our own response (for instance it was lost): it proves the
+            # transfer exists, so the line is sent.
+            _mark_sent(line, str(obj["id"]))
+            line.refresh_from_db()
+        if line.status == PayoutLineStatus.SENT:
+            _line_transition(line, PayoutLineStatus.SENT, PayoutLineStatus.PAID)
+        return StripeEventStatus.APPLIED, ""
+    if event_type in ("transfer.reversed", "transfer.failed") or obj.get("reversed"):
+        with transaction.atomic():
+            current = PayoutLine.objects.select_for_update().get(pk=line.pk)
+            if current.status not in (PayoutLineStatus.SENT, PayoutLineStatus.PAID):
+                return StripeEventStatus.IGNORED, f"line is {current.status}"
+            PayoutLine.objects.filter(pk=line.pk).update(
+                status=PayoutLineStatus.FAILED,
+                last_error=f"{event_type} {obj.get('id')}",
+                key_generation=current.key_generation + 1,
+            )
+            payable, _, clearing = _accounts(line)
+            ledger_post(
+                idempotency_key=f"payout-reversed:{line.pk}:g{current.key_generation}",
+                currency=line.run.currency,
+                postings=[(clearing, -line.total), (payable, line.total)],
+                kind="payout_reversed",
+                metadata={
+                    "line_id": line.pk,
+                    "transfer_id": obj.get("id"),
+                    "user_id": line.user_id,
+                },
+            )
+        return StripeEventStatus.APPLIED, ""
+    return StripeEventStatus.IGNORED, "transfer event not used"
+
+
+def payout_run_reconcile(*, run: PayoutRun) -> dict[str, Any]:
+    """Compare the run with Stripe's view of its transfer group, and the ledger with itself."""
+    from payouts.services.ledger import ledger_verify
+
+    client = stripe_client()
+    transfers: dict[str, list[Any]] = defaultdict(list)
+    stray = []
+    for transfer in client.v1.transfers.list(
+        params={"transfer_group": run.transfer_group, "limit": 100}
+    ).auto_paging_iter():
+        line_id = _metadata(transfer).get("payout_line")
+        if line_id:
+            transfers[str(line_id)].append(transfer)
+        else:
+            stray.append(transfer.id)
+    differences: list[dict[str, Any]] = []
+    expected_total = 0
+    for line in run.lines.select_related("payout_account").order_by("pk"):
+        found = [t for t in transfers.pop(str(line.pk), []) if not t.reversed]
+        if line.status in (PayoutLineStatus.SENT, PayoutLineStatus.PAID):
+            expected_total += line.total
+            if len(found) != 1:
+                differences.append({"line": line.pk, "problem": f"{len(found)} live transfers"})
+                continue
+            transfer = found[0]
+            if (
+                transfer.amount != line.total
+                or transfer.destination != line.payout_account.stripe_account_id
+            ):
+                differences.append({"line": line.pk, "problem": "amount or destination differs"})
+        elif found:
+            differences.append({"line": line.pk, "problem": f"{line.status} line has a transfer"})
+    for line_id, extra in transfers.items():
+        differences.append(
+            {"line": line_id, "problem": f"{len(extra)} transfers for an unknown line"}
+        )
+    differences += [
+        {"transfer": transfer_id, "problem": "transfer without a line"} for transfer_id in stray
+    ]
+    live_total = sum(
+        t.amount - (t.amount_reversed or 0)
+        for t in client.v1.transfers.list(
+            params={"transfer_group": run.transfer_group, "limit": 100}
+        ).auto_paging_iter()
+    )
+    if live_total != expected_total:
+        differences.append(
+            {"problem": f"transfer group sums to {live_total}, sent lines to {expected_total}"}
+        )
+    ledger = ledger_verify()
+    report = {
+        "checked_at": timezone.now().isoformat(),
+        "differences": differences,
+        "transfer_total": live_total,
+        "sent_total": expected_total,
+        "ledger": ledger.as_dict(),
+        "clean": not differences and ledger.is_clean,
+    }
+    PayoutRun.objects.filter(pk=run.pk).update(reconciliation=report)
+    return report
+
+
+def payout_lines_for(*, user: User) -> Any:
+    return PayoutLine.objects.filter(user=user).select_related("run").order_by("-run_id")
+
+
+def payable_summary(*, user: User) -> dict[str, Any]:
+    """An expert's balances: payable, held and paid, overall and per project and run."""
+    accounts = LedgerAccount.objects.filter(user=user)
+    by_currency: dict[str, dict[str, int]] = defaultdict(
+        lambda: {"payable": 0, "held": 0, "paid": 0}
+    )
+    for account in accounts:
+        key = "payable" if account.kind == AccountKind.EXPERT_PAYABLE else "held"
+        by_currency[account.currency][key] += account.balance
+    paid_lines = PayoutLine.objects.filter(
+        user=user, status__in=[PayoutLineStatus.SENT, PayoutLineStatus.PAID]
+    ).values_list("run__currency", "total")
+    for currency, total in paid_lines:
+        by_currency[currency]["paid"] += total
+    per_project = (
+        LedgerEntry.objects.filter(account__user=user, account__kind=AccountKind.EXPERT_PAYABLE)
+        .filter(Q(transaction__kind="earning") | Q(transaction__kind="tier_adjustment"))
+        .values_list("account__currency", "transaction__metadata__project_id")
+        .annotate(total=Sum("amount"))
+    )
+    return {
+        "balances": dict(by_currency),
+        "per_project": [
+            {"currency": currency, "project": int(project_id), "earned": int(total)}
+            for currency, project_id, total in per_project
+        ],
+    }

@@ -1,0 +1,103 @@
+"""Stripe webhooks: verify, store first, then apply each event exactly once."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import stripe
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from marketplace.errors import DomainError
+from payouts.models import StripeEvent, StripeEventStatus
+from payouts.services import accounts, funding
+
+logger = logging.getLogger(__name__)
+
+
+class WebhookRejected(DomainError):
+    default_code = "invalid_signature"
+
+
+def _timestamp(signature_header: str) -> int | None:
+    for part in signature_header.split(","):
+        name, _, value = part.partition("=")
+        if name.strip() == "t" and value.strip().isdigit():
+            return int(value)
+    return None
+
+
+def stripe_event_receive(*, payload: bytes, signature_header: str) -> StripeEvent:
+    """Verify the signature, store the raw event, apply it once. Replays are no-ops."""
+    tolerance = settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS
+    try:
+        event = stripe.Webhook.construct_event(
+            payload, signature_header, settings.STRIPE_WEBHOOK_SECRET, tolerance=tolerance
+        )
+    except (stripe.SignatureVerificationError, ValueError) as error:
+        raise WebhookRejected("The Stripe signature does not verify.") from error
+    # Stripe's library refuses old timestamps only; a timestamp from the future is just as
+    # suspicious (a replay prepared in advance, or a wrong clock).
+    signed_at = _timestamp(signature_header)
+    if signed_at is None or signed_at > time.time() + tolerance:
+        raise WebhookRejected("The Stripe signature timestamp is in the future.")
+
+    body = json.loads(payload)
+    try:
+        with transaction.atomic():
+            stored, _ = StripeEvent.objects.get_or_create(
+                event_id=event.id,
+                defaults={
+                    "type": event.type,
+                    "livemode": bool(body.get("livemode")),
+                    "account": body.get("account") or "",
+                    "payload": body,
+                },
+            )
+    except IntegrityError:
+        stored = StripeEvent.objects.get(event_id=event.id)
+    return stripe_event_apply(event_pk=stored.pk)
+
+
+def stripe_event_apply(*, event_pk: int) -> StripeEvent:
+    with transaction.atomic():
+        # The row lock makes concurrent deliveries of one event apply it once: the second
+        # waits here, then sees it already applied.
+        stored = StripeEvent.objects.select_for_update().get(pk=event_pk)
+        if stored.status != StripeEventStatus.RECEIVED:
+            return stored
+        status, note = _dispatch(stored)
+        stored.status = status
+        stored.note = note
+        stored.processed_at = timezone.now()
+        stored.save(update_fields=["status", "note", "processed_at"])
+    if status == StripeEventStatus.IGNORED and note:
+        logger.info("stripe event %s ignored: %s", stored.event_id, note)
+    return stored
+
+
+def _dispatch(stored: StripeEvent) -> tuple[str, str]:
+    if stored.livemode != settings.STRIPE_LIVEMODE:
+        return StripeEventStatus.IGNORED, "livemode does not match this deployment"
+    obj: dict[str, Any] = stored.payload.get("data", {}).get("object", {})
+    if stored.type in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
+        if funding.funding_credit(session=obj):
+            return StripeEventStatus.APPLIED, ""
+        return StripeEventStatus.IGNORED, "not paid, unknown session, or already booked"
+    if stored.type == "account.updated":
+        if accounts.payout_account_sync(stripe_account=obj):
+            return StripeEventStatus.APPLIED, ""
+        return StripeEventStatus.IGNORED, "unknown connected account"
+    if stored.type == "capability.updated":
+        if accounts.payout_account_capability_sync(capability=obj):
+            return StripeEventStatus.APPLIED, ""
+        return StripeEventStatus.IGNORED, "unknown connected account"
+    if stored.type.startswith(("transfer.", "payout.")):
+        from payouts.services import payout_runs
+
+        return payout_runs.payout_event_apply(event_type=stored.type, obj=obj)
+    return StripeEventStatus.IGNORED, "event type not used"
