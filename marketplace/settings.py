@@ -341,7 +341,7 @@ IMPORT_MAX_LISTED_ERRORS = 1000
 # With no key, the embedded default talks to the project's own local Stripe-compatible server
 # (`manage.py stripe_local`, started by `make demo`); a real `sk_...` key switches to Stripe.
 # The local server's key is a fixed, public test value (it guards nothing).
-LOCAL_STRIPE_KEY = "sk_test_local"  # noqa: S105
+LOCAL_STRIPE_KEY = "sk_test_local"
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="") or LOCAL_STRIPE_KEY
 STRIPE_IS_LOCAL = STRIPE_SECRET_KEY == LOCAL_STRIPE_KEY
 STRIPE_API_BASE = env.str(

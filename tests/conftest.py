@@ -40,6 +40,20 @@ def _isolated_settings(settings: Any) -> None:
     settings.CACHES = {"default": cache}
 
 
+@pytest.fixture(autouse=True)
+def _skills_after_flush(request: pytest.FixtureRequest) -> None:
+    """Transactional tests flush every table afterwards, seeded skills included: put the
+    taxonomy back for them (the data migration ran only once per test database)."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None or not marker.kwargs.get("transaction"):
+        return
+    request.getfixturevalue("transactional_db")
+    from contributors.models import Skill
+    from contributors.skills import skills_seed
+
+    skills_seed(Skill)
+
+
 def current_totp_code(user: User) -> str:
     from allauth.mfa.adapter import get_adapter
     from allauth.mfa.models import Authenticator

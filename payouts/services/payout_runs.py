@@ -107,10 +107,11 @@ def payout_run_create(
             created_by=created_by,
         )
         payables: dict[int, int] = {
-            int(account.user_id): account.balance
+            account.user_id: account.balance
             for account in LedgerAccount.objects.filter(
                 kind=AccountKind.EXPERT_PAYABLE, currency=currency, balance__gt=0
             )
+            if account.user_id is not None
         }
         held = dict(
             LedgerAccount.objects.filter(

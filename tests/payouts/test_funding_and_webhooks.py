@@ -1,0 +1,294 @@
+"""Funding through Checkout, and the Stripe webhook: verified, stored, applied once."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+from rest_framework.test import APIClient
+
+from marketplace.models import Lab, User
+from payouts.models import AccountKind, Funding, LedgerTransaction, PayoutAccount, StripeEvent
+from payouts.services.ledger import balance_of
+from payouts.stripe_local.server import sign_payload
+from projects.models import Project
+from tests.payouts.conftest import WEBHOOK_SECRET, LocalStripe
+from tests.projects.factories import make_project
+
+pytestmark = pytest.mark.django_db
+Client_ = Callable[[User], APIClient]
+
+
+@pytest.fixture
+def project(lab: Lab, lab_owner: User) -> Project:
+    return make_project(lab, lab_owner)
+
+
+def escrow(project: Project) -> int:
+    return balance_of(kind=AccountKind.PROJECT_ESCROW, currency="usd", project=project)
+
+
+def test_funding_credits_escrow_only_after_the_verified_webhook(
+    client_for: Client_, lab_owner: User, project: Project, stripe_local: LocalStripe
+) -> None:
+    response = client_for(lab_owner).post(
+        f"/api/v1/projects/{project.id}/fund/", {"amount": 100_000}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    url = response.json()["checkout_url"]
+    assert url.startswith(stripe_local.server.url + "/pay/cs_test_")
+    assert escrow(project) == 0
+
+    # A person opens the local checkout page and presses Pay.
+    import urllib.request
+
+    page = urllib.request.urlopen(url).read().decode()  # noqa: S310  (the local test server)
+    assert "Pay 1000.00 USD" in page
+    session_id = url.rsplit("/", 1)[1]
+    stripe_local.server.stripe.checkout_pay(session_id)
+    assert escrow(project) == 0  # nothing until the webhook arrives
+
+    [delivered] = stripe_local.deliver()
+    assert delivered.status_code == 200, delivered.content
+    assert escrow(project) == 80_000
+    assert balance_of(kind=AccountKind.PLATFORM_REVENUE, currency="usd") == 20_000
+    assert balance_of(kind=AccountKind.STRIPE_CLEARING, currency="usd") == -100_000
+    funding = Funding.objects.get()
+    assert (funding.status, funding.checkout_session_id) == ("paid", session_id)
+
+
+def test_the_same_checkout_event_is_applied_once(
+    client_for: Client_, lab_owner: User, project: Project, stripe_local: LocalStripe
+) -> None:
+    url = (
+        client_for(lab_owner)
+        .post(f"/api/v1/projects/{project.id}/fund/", {"amount": 5_000}, format="json")
+        .json()["checkout_url"]
+    )
+    stripe_local.server.stripe.checkout_pay(url.rsplit("/", 1)[1])
+    _, payload, headers = stripe_local.queue[0]
+    stripe_local.queue.append(("again", payload, headers))
+    responses = stripe_local.deliver()
+    assert [r.status_code for r in responses] == [200, 200]
+    assert escrow(project) == 4_000
+    assert LedgerTransaction.objects.filter(kind="funding").count() == 1
+    assert StripeEvent.objects.count() == 1
+
+
+@pytest.mark.parametrize("bad", [-1, 0, 1.5, "100", None, 2**63, 2**64, 10**13, True])
+def test_bad_funding_amounts_are_refused_and_nothing_stored(
+    client_for: Client_, lab_owner: User, project: Project, stripe_local: LocalStripe, bad: Any
+) -> None:
+    response = client_for(lab_owner).post(
+        f"/api/v1/projects/{project.id}/fund/", {"amount": bad}, format="json"
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["details"][0]["field"] == "amount"
+    assert not Funding.objects.exists()
+    assert stripe_local.state.calls == 0
+
+
+def test_nan_amount_is_refused(
+    client_for: Client_, lab_owner: User, project: Project, stripe_local: LocalStripe
+) -> None:
+    response = client_for(lab_owner).post(
+        f"/api/v1/projects/{project.id}/fund/",
+        data=b'{"amount": NaN}',
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert not Funding.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("persona", "expected"),
+    [
+        ("lab_manager", 201),
+        ("lab_viewer", 403),
+        ("other_lab_owner", 404),
+        ("expert", 404),
+        ("anonymous", 401),
+    ],
+)
+def test_fund_personas(
+    request: Any,
+    client_for: Client_,
+    project: Project,
+    stripe_local: LocalStripe,
+    persona: str,
+    expected: int,
+) -> None:
+    client = APIClient() if persona == "anonymous" else client_for(request.getfixturevalue(persona))
+    response = client.post(f"/api/v1/projects/{project.id}/fund/", {"amount": 1000}, format="json")
+    assert response.status_code == expected
+    assert Funding.objects.exists() is (expected == 201)
+
+
+def test_an_api_key_cannot_fund(
+    key_client_for: Any, project: Project, lab_api_key: str, stripe_local: LocalStripe
+) -> None:
+    response = key_client_for(lab_api_key).post(
+        f"/api/v1/projects/{project.id}/fund/", {"amount": 1000}, format="json"
+    )
+    assert response.status_code == 403
+
+
+def test_stripe_down_is_a_clear_503_and_charges_nothing(
+    client_for: Client_, lab_owner: User, project: Project, stripe_local: LocalStripe
+) -> None:
+    stripe_local.state.faults.fail_next = 1
+    response = client_for(lab_owner).post(
+        f"/api/v1/projects/{project.id}/fund/", {"amount": 1000}, format="json"
+    )
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "payment_provider_unavailable"
+
+
+def _event(
+    event_id: str = "evt_test_1", event_type: str = "account.updated", **extra: Any
+) -> bytes:
+    body = {
+        "id": event_id,
+        "object": "event",
+        "type": event_type,
+        "livemode": False,
+        "data": {"object": {"id": "acct_unknown", "object": "account", "capabilities": {}}},
+    }
+    body.update(extra)
+    return json.dumps(body).encode()
+
+
+def post_event(payload: bytes, signature: str | None) -> Any:
+    headers = {} if signature is None else {"HTTP_STRIPE_SIGNATURE": signature}
+    return Client().post(
+        "/api/v1/webhooks/stripe/", data=payload, content_type="application/json", **headers
+    )
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        None,
+        "garbage",
+        "t=123,v1=deadbeef",
+        sign_payload(b"other payload", WEBHOOK_SECRET),
+        sign_payload(_event(), "whsec_wrong_secret"),
+        sign_payload(_event(), WEBHOOK_SECRET, timestamp=int(time.time()) - 3600),
+        sign_payload(_event(), WEBHOOK_SECRET, timestamp=int(time.time()) + 3600),
+    ],
+    ids=["missing", "garbled", "bad-hmac", "tampered", "wrong-secret", "old", "future"],
+)
+def test_bad_signatures_are_refused_and_nothing_applied(
+    stripe_local: LocalStripe, signature: str | None
+) -> None:
+    response = post_event(_event(), signature)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_signature"
+    assert not StripeEvent.objects.exists()
+
+
+def test_unknown_types_unknown_accounts_and_livemode_are_stored_and_ignored(
+    stripe_local: LocalStripe,
+) -> None:
+    for event_id, payload in [
+        ("evt_a", _event("evt_a", "customer.created")),
+        ("evt_b", _event("evt_b")),
+        ("evt_c", _event("evt_c", livemode=True)),
+    ]:
+        assert post_event(payload, sign_payload(payload, WEBHOOK_SECRET)).status_code == 200
+        assert StripeEvent.objects.get(event_id=event_id).status == "ignored"
+
+
+def test_onboarding_creates_one_account_and_account_updated_activates_transfers(
+    client_for: Client_, expert: User, stripe_local: LocalStripe
+) -> None:
+    client = client_for(expert)
+    first = client.post("/api/v1/me/payout-account/")
+    second = client.post("/api/v1/me/payout-account/")
+    assert first.status_code == second.status_code == 200
+    assert first.json()["onboarding_url"] != second.json()["onboarding_url"]
+    account = PayoutAccount.objects.get(user=expert)
+    assert account.transfers_active is False
+    stripe_local.server.stripe.onboarding_complete(account.stripe_account_id)
+    stripe_local.deliver()
+    account.refresh_from_db()
+    assert (account.transfers_active, account.details_submitted) == (True, True)
+    assert [
+        o for o in stripe_local.state.objects.values() if o["object"] == "account"
+    ].__len__() == 1
+
+
+def test_payout_account_personas(
+    key_client_for: Any, lab_api_key: str, stripe_local: LocalStripe
+) -> None:
+    assert APIClient().post("/api/v1/me/payout-account/").status_code == 401
+    assert key_client_for(lab_api_key).post("/api/v1/me/payout-account/").status_code == 403
+    assert not PayoutAccount.objects.exists()
+
+
+def test_out_of_order_account_events_keep_the_latest_state(
+    expert: User, stripe_local: LocalStripe
+) -> None:
+    PayoutAccount.objects.create(user=expert, stripe_account_id="acct_order")
+    active = _event(
+        "evt_2",
+        data={
+            "object": {
+                "id": "acct_order",
+                "object": "account",
+                "capabilities": {"transfers": "active"},
+                "payouts_enabled": True,
+                "details_submitted": True,
+            }
+        },
+    )
+    assert post_event(active, sign_payload(active, WEBHOOK_SECRET)).status_code == 200
+    assert PayoutAccount.objects.get(user=expert).transfers_active is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_concurrent_replay_is_applied_once(
+    lab: Lab, lab_owner: User, stripe_local: LocalStripe
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent deliveries need PostgreSQL row locks")
+    project = make_project(lab, lab_owner)
+    Funding.objects.create(
+        project=project, amount=9_000, currency="usd", checkout_session_id="cs_race"
+    )
+    payload = _event(
+        "evt_race",
+        "checkout.session.completed",
+        data={
+            "object": {
+                "id": "cs_race",
+                "object": "checkout.session",
+                "payment_status": "paid",
+                "amount_total": 9_000,
+                "currency": "usd",
+            }
+        },
+    )
+    signature = sign_payload(payload, WEBHOOK_SECRET)
+    statuses: list[int] = []
+
+    def deliver() -> None:
+        try:
+            statuses.append(post_event(payload, signature).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 5
+    assert LedgerTransaction.objects.filter(kind="funding").count() == 1
+    assert escrow(project) == 7_200
