@@ -43,7 +43,7 @@ def accounts(lab: Lab, lab_owner: User, expert: User) -> dict[str, LedgerAccount
 
 
 def test_a_balanced_transaction_moves_balances(accounts: dict[str, LedgerAccount]) -> None:
-    booked, created = ledger_post(
+    _, created = ledger_post(
         idempotency_key="funding:cs_1",
         currency="usd",
         postings=[(accounts["clearing"], -500), (accounts["escrow"], 500)],
@@ -139,12 +139,14 @@ def test_postgresql_refuses_to_commit_an_unbalanced_transaction(
         connection.cursor() as cursor,
     ):
         cursor.execute(
-            "INSERT INTO payouts_ledgertransaction (idempotency_key, currency, kind, memo, metadata, created_at)"
+            "INSERT INTO payouts_ledgertransaction"
+            " (idempotency_key, currency, kind, memo, metadata, created_at)"
             " VALUES ('raw', 'usd', 'raw', '', '{}', now()) RETURNING id"
         )
         transaction_id = cursor.fetchone()[0]
         cursor.execute(
-            "INSERT INTO payouts_ledgerentry (transaction_id, account_id, amount) VALUES (%s, %s, 100)",
+            "INSERT INTO payouts_ledgerentry (transaction_id, account_id, amount)"
+            " VALUES (%s, %s, 100)",
             [transaction_id, accounts["escrow"].pk],
         )
         # The trigger is deferred to commit; force the check now, inside the test's transaction.
@@ -201,7 +203,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule()
     def replay_funding_webhook(self) -> None:
         if self.sessions:
-            project, gross, session = self.sessions[-1]
+            _, gross, session = self.sessions[-1]
             from payouts.services.funding import funding_credit
 
             assert not funding_credit(

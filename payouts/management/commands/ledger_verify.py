@@ -20,7 +20,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 self.style.SUCCESS(
                     f"ledger clean: {report.accounts_checked} accounts, "
-                    f"{report.transactions_checked} transactions, trial balance {report.trial_balance}"
+                    f"{report.transactions_checked} transactions, "
+                    f"trial balance {report.trial_balance}"
                 )
             )
             return
