@@ -294,6 +294,8 @@ def _undo_submission(line: PayoutLine, new_status: str, error: str) -> None:
 
 
 def _metadata(stripe_object: Any) -> dict[str, str]:
+    if isinstance(stripe_object, stripe.StripeObject):
+        stripe_object = stripe_object.to_dict()
     return {str(key): str(value) for key, value in (stripe_object.get("metadata") or {}).items()}
 
 
