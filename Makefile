@@ -25,10 +25,15 @@ install: $(STAMP)
 migrate: $(STAMP)
 	$(PY) manage.py migrate --no-input
 
+STRIPE_PORT ?= 12111
+
 demo: migrate
 	$(PY) manage.py seed_demo
 	@echo "Serving on http://$(HOST):$(PORT)/  (API docs: /api/v1/docs/, health: /healthz)"
-	$(PY) manage.py runserver $(HOST):$(PORT) --noreload
+	@# The local Stripe-compatible server runs beside the site and stops with it.
+	$(PY) manage.py stripe_local --port $(STRIPE_PORT) --balance 100000000 & \
+	  STRIPE_PID=$$!; trap "kill $$STRIPE_PID 2>/dev/null" EXIT INT TERM; \
+	  $(PY) manage.py runserver $(HOST):$(PORT) --noreload
 
 serve: migrate
 	$(BIN)/gunicorn marketplace.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4

@@ -69,6 +69,9 @@ class Project(models.Model):
     gold_rate = models.FloatField(default=0.1)
     lease_minutes = models.PositiveIntegerField(default=30)
     budget = models.BigIntegerField(null=True, blank=True, help_text="minor units; a spending cap")
+    # Percent of each payout period's base earnings on this project set aside from escrow as a
+    # bonus pool, split by positive impact (MONEY.md, "Bonuses"). 0 = no bonus.
+    bonus_pool_percent = models.PositiveSmallIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
@@ -87,6 +90,9 @@ class Project(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(budget__isnull=True) | Q(budget__gt=0), name="project_budget_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(bonus_pool_percent__lte=100), name="project_bonus_pool_percent_max"
             ),
         ]
         indexes: ClassVar = [models.Index(fields=["lab", "status"])]

@@ -128,6 +128,16 @@ def project_publish_problems(*, project: Project) -> list[dict[str, str]]:
         )
     if not Item.objects.filter(project=project, is_gold=False).exists():
         problems.append({"field": "items", "message": "the project needs at least one item"})
+    from payouts.selectors import project_can_pay_one_task
+
+    if not project_can_pay_one_task(project=project):
+        problems.append(
+            {
+                "field": "escrow",
+                "message": "fund the project: escrow must cover at least one task at the "
+                "highest tier multiplier",
+            }
+        )
     return problems
 
 

@@ -172,6 +172,7 @@ class ProjectWriteSerializer(serializers.Serializer):
         child=RequiredCertificationField(), required=False, default=list
     )
     budget = MoneyAmountField(required=False, allow_null=True)
+    bonus_pool_percent = StrictIntegerField(min_value=0, max_value=100, default=0)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         problems: dict[str, Any] = {}
@@ -266,6 +267,7 @@ class ProjectLabSerializer(ProjectPublicSerializer):
             "max_redundancy",
             "gold_rate",
             "budget",
+            "bonus_pool_percent",
             "created_at",
             "updated_at",
         ]

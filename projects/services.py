@@ -54,6 +54,7 @@ EDITABLE_FIELDS = frozenset(
         "gold_rate",
         "lease_minutes",
         "budget",
+        "bonus_pool_percent",
     }
 )
 

@@ -81,6 +81,62 @@ def _period_earnings(
     return earned
 
 
+def _bonus_shares(
+    projects: dict[int, Any], line_users: list[int], currency: str, start: date, end: date
+) -> dict[int, dict[int, dict[str, Any]]]:
+    """project -> user -> bonus row, for projects with a bonus pool (MONEY.md, "Bonuses").
+
+    The period's pool is `bonus_pool_percent` of the base earnings booked on the project in the
+    period; it is split among this run's contributors at bronze or better (not provisional,
+    not on probation) in proportion to their positive impact in the latest scoring snapshot,
+    rounded down. The rounding residue, and the shares of anyone without a line in this run,
+    stay in escrow.
+    """
+    from scoring.models import TIER_RANK, ContributorScore, Tier
+    from scoring.selectors import latest_succeeded_run
+
+    shares: dict[int, dict[int, dict[str, Any]]] = {}
+    for project_id, project in projects.items():
+        if not project.bonus_pool_percent:
+            continue
+        period_base = (
+            LedgerEntry.objects.filter(
+                account__kind=AccountKind.EXPERT_PAYABLE,
+                account__currency=currency,
+                transaction__kind="earning",
+                transaction__metadata__project_id=project_id,
+                transaction__created_at__date__gte=start,
+                transaction__created_at__date__lte=end,
+            ).aggregate(total=Sum("amount"))["total"]
+            or 0
+        )
+        pool = int(period_base) * project.bonus_pool_percent // 100
+        run = latest_succeeded_run(project=project)
+        if pool <= 0 or run is None:
+            continue
+        impacts = {
+            score.expert_id: float(score.impact_value or 0.0)
+            for score in ContributorScore.objects.filter(run=run, expert_id__in=line_users)
+            if score.tier != Tier.PROVISIONAL
+            and TIER_RANK.get(score.tier, 0) >= TIER_RANK[Tier.BRONZE]
+            and (score.impact_value or 0) > 0
+        }
+        total_impact = sum(impacts.values())
+        if total_impact <= 0:
+            continue
+        shares[project_id] = {
+            user_id: {
+                "pool": pool,
+                "impact": impact,
+                "share": impact / total_impact,
+                "bonus": int(pool * impact / total_impact),
+                "scoring_run": run.pk,
+            }
+            for user_id, impact in impacts.items()
+        }
+    return shares
+
+
 def payout_run_create(
     *, period_start: date, period_end: date, currency: str, created_by: User
 ) -> PayoutRun:
@@ -131,11 +187,13 @@ def payout_run_create(
             )
         }
         users = User.objects.in_bulk(eligible)
+        bonuses = _bonus_shares(projects, eligible, currency, period_start, period_end)
         lines = []
         for user_id in eligible:
             base = payables[user_id]
             adjustment = 0
-            per_project = {}
+            bonus_total = 0
+            per_project: dict[str, dict[str, Any]] = {}
             for project_id, amount in sorted(earned.get(user_id, {}).items()):
                 tier = contributor_tier(expert=users[user_id], project=projects[project_id])
                 basis_points = TIER_MULTIPLIER_BASIS_POINTS[tier]
@@ -146,8 +204,19 @@ def payout_run_create(
                     "tier": tier,
                     "multiplier": basis_points / BASIS,
                     "adjustment": project_adjustment,
+                    "bonus": 0,
                 }
-            total = base + adjustment
+            for project_id, per_user in bonuses.items():
+                row = per_user.get(user_id)
+                if row and row["bonus"] > 0:
+                    entry = per_project.setdefault(
+                        str(project_id),
+                        {"earned": 0, "tier": None, "multiplier": 1.0, "adjustment": 0},
+                    )
+                    entry["bonus"] = row["bonus"]
+                    entry["bonus_computation"] = row
+                    bonus_total += row["bonus"]
+            total = base + adjustment + bonus_total
             if total <= 0:
                 continue
             lines.append(
@@ -157,6 +226,7 @@ def payout_run_create(
                     payout_account=accounts[user_id],
                     base=base,
                     tier_adjustment=adjustment,
+                    bonus=bonus_total,
                     held=held.get(user_id, 0),
                     total=total,
                     breakdown={"projects": per_project},
@@ -223,25 +293,28 @@ def _claim_line(line: PayoutLine) -> bool:
             return False
         payable, in_flight, _ = _accounts(line)
         for project_id, row in sorted(line.breakdown.get("projects", {}).items()):
-            adjustment = int(row["adjustment"])
-            if adjustment == 0:
-                continue
-            escrow = account_for(
-                kind=AccountKind.PROJECT_ESCROW,
-                currency=currency,
-                project=Project.objects.get(pk=int(project_id)),
-            )
-            ledger_post(
-                idempotency_key=f"tier:{line.pk}:{project_id}",
-                currency=currency,
-                postings=[(escrow, -adjustment), (payable, adjustment)],
-                kind="tier_adjustment",
-                metadata={
-                    "line_id": line.pk,
-                    "project_id": int(project_id),
-                    "user_id": line.user_id,
-                },
-            )
+            for kind, amount in (
+                ("tier_adjustment", int(row["adjustment"])),
+                ("bonus", int(row.get("bonus", 0))),
+            ):
+                if amount == 0:
+                    continue
+                escrow = account_for(
+                    kind=AccountKind.PROJECT_ESCROW,
+                    currency=currency,
+                    project=Project.objects.get(pk=int(project_id)),
+                )
+                ledger_post(
+                    idempotency_key=f"{kind}:{line.pk}:{project_id}",
+                    currency=currency,
+                    postings=[(escrow, -amount), (payable, amount)],
+                    kind=kind,
+                    metadata={
+                        "line_id": line.pk,
+                        "project_id": int(project_id),
+                        "user_id": line.user_id,
+                    },
+                )
         ledger_post(
             idempotency_key=f"payout:{line.pk}:g{line.key_generation}",
             currency=currency,
@@ -583,7 +656,11 @@ def payable_summary(*, user: User) -> dict[str, Any]:
         by_currency[currency]["paid"] += total
     per_project = (
         LedgerEntry.objects.filter(account__user=user, account__kind=AccountKind.EXPERT_PAYABLE)
-        .filter(Q(transaction__kind="earning") | Q(transaction__kind="tier_adjustment"))
+        .filter(
+            Q(transaction__kind="earning")
+            | Q(transaction__kind="tier_adjustment")
+            | Q(transaction__kind="bonus")
+        )
         .values_list("account__currency", "transaction__metadata__project_id")
         .annotate(total=Sum("amount"))
     )

@@ -292,3 +292,43 @@ def test_a_concurrent_replay_is_applied_once(
     assert statuses == [200] * 5
     assert LedgerTransaction.objects.filter(kind="funding").count() == 1
     assert escrow(project) == 7_200
+
+
+def test_the_stripe_local_command_serves_and_signs_for_this_site(tmp_path: Any) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = Path(__file__).resolve().parents[2]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
+    env["DJANGO_DATA_DIR"] = str(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "stripe_local", "--port", str(port), "--webhook-url", ""],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        for _ in range(100):
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/v1/balance",
+                    headers={"Authorization": "Bearer sk_test_local"},
+                )
+                body = json.loads(urllib.request.urlopen(request, timeout=1).read())  # noqa: S310
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the local Stripe server did not start")
+        assert body["object"] == "balance"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -25,7 +25,7 @@ from payouts.services.ledger import (
     ledger_verify,
 )
 from tests.marketplace.factories import UserFactory
-from tests.payouts.conftest import book_earning, fund_project
+from tests.payouts.factories import book_earning, fund_project
 from tests.projects.factories import make_project
 
 pytestmark = pytest.mark.django_db

@@ -21,7 +21,8 @@ from projects.models import Project
 from scoring.models import ContributorScore, ScoringRun
 from tests.contributors.factories import enable_mfa
 from tests.marketplace.factories import UserFactory
-from tests.payouts.conftest import PERIOD, LocalStripe, book_earning, fund_project, onboarded
+from tests.payouts.conftest import PERIOD, LocalStripe
+from tests.payouts.factories import book_earning, fund_project, onboarded
 from tests.projects.factories import make_project
 
 pytestmark = pytest.mark.django_db
@@ -387,3 +388,30 @@ def test_suspension_holds_payables_and_admins_release_or_forfeit(
     )
     assert client.post(f"/api/v1/admin/experts/{expert.pk}/held/release/").json() == {"moved": 0}
     assert ledger_verify().is_clean
+
+
+def test_bonus_pool_is_split_by_positive_impact_among_eligible_tiers(
+    world: dict[str, Any], staff: User, stripe_local: LocalStripe
+) -> None:
+    project = world["project"]
+    project.bonus_pool_percent = 10  # period base earnings 6,500 (incl. the expert without account)
+    project.save()
+    scoring = ScoringRun.objects.create(project=project, status="succeeded")
+    first, second, third = world["experts"]
+    ContributorScore.objects.create(run=scoring, expert=first, tier="gold", impact_value=0.03)
+    ContributorScore.objects.create(run=scoring, expert=second, tier="silver", impact_value=0.01)
+    ContributorScore.objects.create(run=scoring, expert=third, tier="probation", impact_value=0.05)
+    run = make_run(staff)
+    bonuses = {line.user_id: line.bonus for line in run.lines.all()}
+    assert bonuses == {first.pk: 487, second.pk: 162, third.pk: 0}  # pool 650, residue 1 kept
+    computation = run.lines.get(user=first).breakdown["projects"][str(project.pk)][
+        "bonus_computation"
+    ]
+    assert computation["pool"] == 650 and computation["share"] == pytest.approx(0.75)
+    escrow_before = balance_of(kind=AccountKind.PROJECT_ESCROW, currency="usd", project=project)
+    payout_runs.payout_run_execute(run=run)
+    escrow_after = balance_of(kind=AccountKind.PROJECT_ESCROW, currency="usd", project=project)
+    gold_adjustment = 150  # 1,000 x 0.15
+    probation_adjustment = -1_500  # 3,000 x -0.5
+    assert escrow_before - escrow_after == 487 + 162 + gold_adjustment + probation_adjustment
+    assert_one_transfer_per_sent_line(stripe_local, run)

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from marketplace.models import Lab, User
 from projects.models import Dimension, Project, ProjectStatus, ProjectStatusChange, RubricVersion
 from tests.contributors.factories import certify, give_skill, qualify_for_cardiology
+from tests.payouts.factories import fund_project
 from tests.projects.factories import PAIRWISE_RUBRIC, make_items, make_project, project_body
 
 pytestmark = pytest.mark.django_db
@@ -274,6 +275,7 @@ def test_patch_edits_a_draft_only(client_for: Client, project: Project, lab_owne
     assert (response.json()["title"], response.json()["redundancy"]) == ("New title", 5)
     assert response.json()["max_redundancy"] == 5
     make_items(project, 1)
+    fund_project(project, 10_000)
     assert client.post(f"{url}publish/").status_code == 200
     refused = client.patch(url, {"title": "Sneaky"}, format="json")
     assert refused.status_code == 409
@@ -292,6 +294,18 @@ def test_only_managers_patch(
     assert Project.objects.get(pk=project.pk).title != "x"
 
 
+def test_publish_needs_funds_covering_one_task_at_the_top_multiplier(
+    client_for: Client, project: Project, lab_owner: User
+) -> None:
+    make_items(project, 1)
+    fund_project(project, 240)  # 192 after the 20% fee; one task costs up to 150 x 1.3 = 195
+    client = client_for(lab_owner)
+    refused = client.post(f"/api/v1/projects/{project.id}/publish/")
+    assert [p["field"] for p in refused.json()["error"]["details"]] == ["escrow"]
+    fund_project(project, 10)
+    assert client.post(f"/api/v1/projects/{project.id}/publish/").json()["status"] == "open"
+
+
 def test_publish_needs_a_rubric_and_an_item(client_for: Client, lab: Lab, lab_owner: User) -> None:
     bare = make_project(lab, lab_owner, rubric=None)
     client = client_for(lab_owner)
@@ -299,7 +313,7 @@ def test_publish_needs_a_rubric_and_an_item(client_for: Client, lab: Lab, lab_ow
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "not_publishable"
-    assert {problem["field"] for problem in error["details"]} == {"rubric", "items"}
+    assert {problem["field"] for problem in error["details"]} == {"rubric", "items", "escrow"}
     assert Project.objects.get(pk=bare.pk).status == ProjectStatus.DRAFT
 
 
@@ -307,6 +321,7 @@ def test_gold_items_alone_do_not_make_a_project_publishable(
     client_for: Client, project: Project, lab_owner: User
 ) -> None:
     make_items(project, 2, is_gold=True)
+    fund_project(project, 10_000)
     response = client_for(lab_owner).post(f"/api/v1/projects/{project.id}/publish/")
     assert response.status_code == 400
     assert [p["field"] for p in response.json()["error"]["details"]] == ["items"]
@@ -316,6 +331,7 @@ def test_status_machine_records_who_and_when(
     client_for: Client, project: Project, lab_owner: User
 ) -> None:
     make_items(project, 1)
+    fund_project(project, 10_000)
     client = client_for(lab_owner)
     base = f"/api/v1/projects/{project.id}"
     assert client.post(f"{base}/publish/").json()["status"] == "open"
