@@ -321,7 +321,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The Stripe SDK logs every request at INFO; keep its warnings only.
+        "stripe": {"level": "WARNING"},
+    },
 }
 
 # --- Product settings -------------------------------------------------------------------------
@@ -359,3 +363,6 @@ STRIPE_LIVEMODE = env.bool("STRIPE_LIVEMODE", default=STRIPE_SECRET_KEY.startswi
 PLATFORM_FEE_PERCENT = env.str("PLATFORM_FEE_PERCENT", default="20")
 # A payout run above this total (minor units) needs two different approvers.
 PAYOUT_DUAL_APPROVAL_THRESHOLD = env.int("PAYOUT_DUAL_APPROVAL_THRESHOLD", default=1_000_000)
+# A payout line another executor claimed this recently is left to it (it is probably being
+# sent right now); after that, any executor resumes it with the stored idempotency key.
+PAYOUT_INFLIGHT_GRACE_SECONDS = env.int("PAYOUT_INFLIGHT_GRACE_SECONDS", default=120)

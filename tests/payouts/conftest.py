@@ -77,6 +77,8 @@ def stripe_local(stripe_server: RunningServer, settings: Any) -> LocalStripe:
     settings.STRIPE_WEBHOOK_SECRET = WEBHOOK_SECRET
     settings.STRIPE_LIVEMODE = False
     settings.STRIPE_TIMEOUT_SECONDS = 5
+    # Resume submitting lines at once: the tests play the crash and the restart back to back.
+    settings.PAYOUT_INFLIGHT_GRACE_SECONDS = 0
     return harness
 
 
