@@ -19,6 +19,10 @@ app.conf.beat_schedule = {
         "task": "contributors.tasks.certifications_expiry_task",
         "schedule": crontab(hour=6, minute=5),
     },
+    "leases-expire": {
+        "task": "projects.tasks.leases_expire_task",
+        "schedule": 60.0,
+    },
     "ledger-verify": {
         "task": "payouts.tasks.ledger_verify_task",
         "schedule": crontab(hour=4, minute=30),

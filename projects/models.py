@@ -72,6 +72,14 @@ class Project(models.Model):
     # Percent of each payout period's base earnings on this project set aside from escrow as a
     # bonus pool, split by positive impact (MONEY.md, "Bonuses"). 0 = no bonus.
     bonus_pool_percent = models.PositiveSmallIntegerField(default=0)
+    # Routing: a new expert's first tasks in the project are gold, so quality is known early.
+    onboarding_gold = models.PositiveSmallIntegerField(default=5)
+    max_active_leases = models.PositiveSmallIntegerField(
+        default=3, help_text="concurrent leases one expert may hold in this project"
+    )
+    # An item whose majority agreement after `redundancy` labels is below this gets one more
+    # label at a time, up to `max_redundancy` (low-agreement escalation).
+    agreement_threshold = models.FloatField(default=0.6)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
@@ -228,6 +236,12 @@ class Item(models.Model):
     # Never serialized for experts; the answer itself lives in GoldAnswer.
     is_gold = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Routing counters, written only by the routing services under the item's row lock (never
+    # by signals); `routing_verify` recomputes them from assignments.
+    target_labels = models.PositiveSmallIntegerField(default=3)
+    assigned_count = models.PositiveIntegerField(default=0, db_default=0)
+    labels_count = models.PositiveIntegerField(default=0, db_default=0)
+    is_open = models.BooleanField(default=True, db_default=True)
 
     class Meta:
         constraints: ClassVar = [
@@ -235,7 +249,18 @@ class Item(models.Model):
                 fields=["project", "external_id"], name="item_external_id_unique_per_project"
             ),
         ]
-        indexes: ClassVar = [models.Index(fields=["project", "is_gold", "id"])]
+        indexes: ClassVar = [
+            models.Index(fields=["project", "is_gold", "id"]),
+            # The claim query: open items of a project, closest to completion first, then
+            # oldest. Partial, so finished items cost nothing however many there are.
+            models.Index(
+                "project",
+                models.F("assigned_count").desc(),
+                "id",
+                condition=Q(is_open=True, is_gold=False),
+                name="item_claim_order",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.external_id or str(self.public_id)
@@ -276,6 +301,8 @@ class Assignment(models.Model):
     served_at = models.DateTimeField()
     leased_until = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
+    # Escrow held back for this task at the highest tier multiplier while the lease runs.
+    reserved_amount = models.BigIntegerField(default=0)
 
     class Meta:
         constraints: ClassVar = [
@@ -310,6 +337,10 @@ class Submission(models.Model):
     status = models.CharField(
         max_length=8, choices=SubmissionStatus.choices, default=SubmissionStatus.ACCEPTED
     )
+    # Fraud signals for scoring: the client's share of text pasted at once (optional), and the
+    # server's own time between serving and submitting.
+    pasted_share = models.FloatField(null=True, blank=True)
+    server_seconds = models.PositiveIntegerField(default=0)
 
     class Meta:
         indexes: ClassVar = [

@@ -61,6 +61,18 @@ def project_access(*, caller: Any, project_id: int) -> ProjectAccess | None:
     return None
 
 
+def project_for_work(*, project_id: int) -> Project:
+    """An open project to claim in; anything else is 404 (its existence is not revealed)."""
+    from rest_framework.exceptions import NotFound
+
+    project = _with_requirements(
+        Project.objects.filter(pk=project_id, status=ProjectStatus.OPEN)
+    ).first()
+    if project is None:
+        raise NotFound()
+    return project
+
+
 def project_get(*, project_id: int) -> Project:
     return _with_requirements(Project.objects.filter(pk=project_id)).get()
 

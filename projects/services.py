@@ -170,6 +170,9 @@ def project_update(*, project: Project, data: dict[str, Any], updated_by: User) 
             )
         for key, value in fields.items():
             setattr(locked, key, value)
+        if "redundancy" in fields:
+            # Nothing was served yet (a draft): every item simply plans the new redundancy.
+            locked.items.filter(is_gold=False).update(target_labels=fields["redundancy"])
         if locked.max_redundancy < locked.redundancy:
             raise DomainError(
                 "max_redundancy must be at least redundancy.", code="invalid_redundancy"
@@ -245,7 +248,7 @@ def _insert_items(project: Project, batch: list[ParsedItem], *, is_gold: bool) -
         # COPY is several times faster than multi-row INSERTs for 100k-item imports.
         columns = (
             "public_id, project_id, external_id, prompt, responses, context, features, "
-            "split, source, is_gold, created_at"
+            "split, source, is_gold, created_at, target_labels"
         )
         copy_sql = f"COPY projects_item ({columns}) FROM STDIN"
         with connection.cursor() as cursor, cursor.cursor.copy(copy_sql) as copy:
@@ -263,6 +266,7 @@ def _insert_items(project: Project, batch: list[ParsedItem], *, is_gold: bool) -
                         ItemSource.BULK,
                         False,
                         now,
+                        project.redundancy,
                     )
                 )
         return []
@@ -279,6 +283,7 @@ def _insert_items(project: Project, batch: list[ParsedItem], *, is_gold: bool) -
                 split=parsed.split,
                 source=ItemSource.BULK,
                 is_gold=is_gold,
+                target_labels=project.redundancy,
             )
             for parsed in batch
         ]

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from projects import api
+from projects.api import projects as api
+from projects.api import work as work_api
 
 urlpatterns = [
     path("projects/", api.ProjectListCreateView.as_view(), name="project-list"),
@@ -26,6 +27,17 @@ urlpatterns = [
         "projects/<int:project_id>/gold/import/",
         api.GoldImportView.as_view(),
         name="project-gold-import",
+    ),
+    path("tasks/next/", work_api.TaskNextView.as_view(), name="task-next"),
+    path(
+        "assignments/<uuid:assignment_id>/submit/",
+        work_api.AssignmentSubmitView.as_view(),
+        name="assignment-submit",
+    ),
+    path(
+        "assignments/<uuid:assignment_id>/release/",
+        work_api.AssignmentReleaseView.as_view(),
+        name="assignment-release",
     ),
     path("projects/<int:project_id>/stats/", api.ProjectStatsView.as_view(), name="project-stats"),
     path(

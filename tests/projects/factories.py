@@ -70,6 +70,7 @@ def ndjson(lines: list[Any]) -> bytes:
 
 
 def make_items(project: Project, count: int, prefix: str = "item", **overrides: Any) -> list[Item]:
+    overrides.setdefault("target_labels", project.redundancy)
     return Item.objects.bulk_create(
         Item(
             project=project,

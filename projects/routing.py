@@ -1,0 +1,396 @@
+"""Work routing services: claim a task, release it, expire leases, submit an answer.
+
+Counters on Item (`assigned_count` = submitted labels + active leases, `labels_count`,
+`target_labels`, `is_open`) are written only here, each under the item's row lock, in the same
+transaction as the assignment change that moves them.
+
+Concurrency: a claim locks one candidate item with `FOR UPDATE SKIP LOCKED LIMIT 1` over the
+partial index `item_claim_order`, so many experts claiming at once get different items, never
+exceed redundancy, and never wait on each other. SQLite (the embedded demo) has no row locks;
+its writers are serialised by the database (IMMEDIATE transactions), which gives the same
+guarantees more slowly.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Count, F, Q, Sum
+from django.utils import timezone
+
+from contributors import selectors as contributor_selectors
+from marketplace.errors import Conflict, DomainError, Gone
+from marketplace.models import User
+from projects.answers import dimension_specs, validate_answer
+from projects.models import (
+    Assignment,
+    AssignmentStatus,
+    Item,
+    Project,
+    ProjectStatus,
+    RubricVersion,
+    Submission,
+    TaskType,
+)
+
+# Gold draws come from a CSPRNG: an expert must not be able to predict which task is gold.
+_random = random.SystemRandom()
+# Below this many task prices of headroom, claims on a project serialise on its row so the
+# last funds are never over-reserved; above it, they run in parallel.
+BUDGET_LOCK_HEADROOM_TASKS = 64
+
+
+class NotQualified(DomainError):
+    status_code = 403
+    default_code = "not_qualified"
+
+
+@dataclass(frozen=True)
+class Claim:
+    assignment: Assignment
+    rubric: RubricVersion
+
+
+def _current_rubric(project: Project) -> RubricVersion | None:
+    return (
+        RubricVersion.objects.filter(project=project)
+        .prefetch_related("dimensions")
+        .order_by("-number")
+        .first()
+    )
+
+
+def task_price_ceiling(project: Project) -> int:
+    """What one task may cost at most: the highest tier multiplier on the base rate (an hourly
+    task is capped by its lease)."""
+    from payouts.selectors import task_price_ceiling as per_task
+
+    ceiling = per_task(project=project)
+    if project.pay_unit == "hour":
+        return -(-ceiling * project.lease_minutes // 60)
+    return ceiling
+
+
+def project_funds_left(project: Project) -> int:
+    """Escrow minus what active leases have reserved (and within the budget cap, if any)."""
+    from payouts.selectors import project_escrow_balance
+
+    reserved = (
+        Assignment.objects.filter(project=project, status=AssignmentStatus.ACTIVE).aggregate(
+            total=Sum("reserved_amount")
+        )["total"]
+        or 0
+    )
+    left = project_escrow_balance(project=project) - reserved
+    if project.budget is not None:
+        spent = project_spent(project)
+        left = min(left, project.budget - spent - reserved)
+    return left
+
+
+def project_spent(project: Project) -> int:
+    """Base earnings booked on the project so far (minor units)."""
+    from payouts.models import AccountKind, LedgerEntry
+
+    total = (
+        LedgerEntry.objects.filter(
+            account__kind=AccountKind.PROJECT_ESCROW,
+            account__project=project,
+            transaction__kind="earning",
+        ).aggregate(total=Sum("amount"))["total"]
+        or 0
+    )
+    return -int(total)
+
+
+def leases_expire(*, project: Project | None = None, now: Any = None) -> int:
+    """Return expired leases to the pool: free the item slot and the budget reservation."""
+    now = now or timezone.now()
+    expired = Assignment.objects.filter(status=AssignmentStatus.ACTIVE, leased_until__lt=now)
+    if project is not None:
+        expired = expired.filter(project=project)
+    count = 0
+    for assignment_id in expired.values_list("pk", flat=True)[:1000]:
+        with transaction.atomic():
+            if _end_assignment(assignment_id, AssignmentStatus.EXPIRED, now):
+                count += 1
+    return count
+
+
+def _end_assignment(assignment_id: int, status: str, now: Any) -> bool:
+    """active -> expired | released, giving the item slot back (compare-and-swap)."""
+    assignment = Assignment.objects.filter(pk=assignment_id).only("item_id").first()
+    if assignment is None:
+        return False
+    # Lock the item first (the claim path's order: item, then assignment), then swap.
+    item = Item.objects.select_for_update().get(pk=assignment.item_id)
+    changed = Assignment.objects.filter(pk=assignment_id, status=AssignmentStatus.ACTIVE).update(
+        status=status, ended_at=now
+    )
+    if not changed:
+        return False
+    item.assigned_count = max(item.assigned_count - 1, 0)
+    item.is_open = item.assigned_count < item.target_labels
+    item.save(update_fields=["assigned_count", "is_open"])
+    return True
+
+
+def _candidate_item(project: Project, expert: User) -> Item | None:
+    """Lock the best open non-gold item this expert has never been given (or None)."""
+    never_given = ~Q(assignments__expert=expert)
+    candidates = (
+        Item.objects.filter(project=project, is_gold=False, is_open=True)
+        .filter(never_given)
+        .order_by("-assigned_count", "id")
+    )
+    if connection.features.has_select_for_update_skip_locked:
+        candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+    return candidates.first()
+
+
+def _gold_item(project: Project, expert: User) -> Item | None:
+    """A gold item this expert has not seen, the least served first (gold is not bounded by
+    redundancy: everyone may answer it)."""
+    return (
+        Item.objects.filter(project=project, is_gold=True)
+        .filter(~Q(assignments__expert=expert))
+        .order_by("assigned_count", "id")
+        .first()
+    )
+
+
+def _serves_gold(project: Project, expert: User) -> bool:
+    served = Assignment.objects.filter(project=project, expert=expert).count()
+    if served < project.onboarding_gold:
+        return True
+    return _random.random() < project.gold_rate
+
+
+def assignment_claim(*, expert: User, project: Project) -> Claim | None:
+    """Lease the next task of a project to an expert, or None when nothing is available.
+
+    Raises NotQualified when the expert may not work on the project right now (skills,
+    certifications, suspension, lease cap), checked at every claim.
+    """
+    if project.status != ProjectStatus.OPEN:
+        raise NotQualified("This project is not open.")
+    if not contributor_selectors.expert_is_qualified(expert=expert, project=project):
+        raise NotQualified("You do not meet this project's requirements right now.")
+    rubric = _current_rubric(project)
+    if rubric is None:
+        return None
+    leases_expire(project=project)
+    active = Assignment.objects.filter(
+        project=project, expert=expert, status=AssignmentStatus.ACTIVE
+    ).count()
+    if active >= project.max_active_leases:
+        raise NotQualified(
+            f"You already hold {active} tasks in this project (the limit is "
+            f"{project.max_active_leases}). Submit or release one first."
+        )
+    price = task_price_ceiling(project)
+    now = timezone.now()
+    with transaction.atomic():
+        headroom = project_funds_left(project)
+        if headroom < price * BUDGET_LOCK_HEADROOM_TASKS:
+            # Near the end of the money: serialise on the project row and look again.
+            Project.objects.select_for_update().get(pk=project.pk)
+            headroom = project_funds_left(project)
+        if headroom < price:
+            return None
+        want_gold = _serves_gold(project, expert)
+        item = None
+        if want_gold:
+            item = _gold_item(project, expert)
+            if item is not None and not _candidate_exists(project, expert):
+                item = None  # the project is done: never serve gold alone
+        if item is None:
+            item = _candidate_item(project, expert)
+        if item is None:
+            return None
+        assignment = Assignment.objects.create(
+            project=project,
+            item=item,
+            expert=expert,
+            rubric_version=rubric,
+            served_at=now,
+            leased_until=now + timedelta(minutes=project.lease_minutes),
+            reserved_amount=price,
+        )
+        if item.is_gold:
+            # Gold is not bounded by redundancy and not row-locked: a plain increment.
+            Item.objects.filter(pk=item.pk).update(assigned_count=F("assigned_count") + 1)
+        else:
+            # `item` is locked (or the SQLite writer lock is held): its counters are current.
+            Item.objects.filter(pk=item.pk).update(
+                assigned_count=item.assigned_count + 1,
+                is_open=item.assigned_count + 1 < item.target_labels,
+            )
+    return Claim(assignment=assignment, rubric=rubric)
+
+
+def _candidate_exists(project: Project, expert: User) -> bool:
+    return (
+        Item.objects.filter(project=project, is_gold=False, is_open=True)
+        .filter(~Q(assignments__expert=expert))
+        .exists()
+    )
+
+
+def qualified_projects_ranked(*, expert: User) -> list[Project]:
+    """Projects the expert may claim in, best fit and best paid first."""
+    from projects.selectors import project_list_for_expert
+
+    qualifications = contributor_selectors.expert_qualifications(expert=expert)
+
+    def fit(project: Project) -> tuple[int, int]:
+        margin = sum(
+            qualifications.skill_levels.get(requirement.skill.key, 0) - requirement.min_level
+            for requirement in project.required_skills.all()
+        )
+        return (-margin, -int(project.base_rate))
+
+    return sorted(project_list_for_expert(expert=expert), key=fit)
+
+
+def assignment_claim_any(*, expert: User) -> Claim | None:
+    for project in qualified_projects_ranked(expert=expert):
+        try:
+            claim = assignment_claim(expert=expert, project=project)
+        except NotQualified:
+            continue
+        if claim is not None:
+            return claim
+    return None
+
+
+def assignment_release(*, assignment: Assignment) -> None:
+    with transaction.atomic():
+        if not _end_assignment(assignment.pk, AssignmentStatus.RELEASED, timezone.now()):
+            raise Conflict("This task is no longer yours to release.", code="not_active")
+
+
+def _majority_share(answers: list[dict[str, Any]], task_type: str) -> float | None:
+    if task_type == TaskType.PAIRWISE:
+        values = [answer.get("preference") for answer in answers]
+    elif task_type == TaskType.RANKING:
+        values = [tuple(answer.get("ranking") or ()) for answer in answers]
+    else:
+        return None
+    if not values:
+        return None
+    top = max(values.count(value) for value in set(values))
+    return top / len(values)
+
+
+def assignment_submit(
+    *,
+    assignment: Assignment,
+    answer: dict[str, Any],
+    rationale: str,
+    seconds_spent: int,
+    pasted_share: float | None = None,
+) -> Submission:
+    """Validate against the version served, record the label, book the base earning.
+
+    A second submit is 409 (also when two arrive at once: the assignment row is locked and
+    re-read); after the lease ended it is 410.
+    """
+    from payouts.services import earning_book
+
+    now = timezone.now()
+    item = assignment.item
+    project = assignment.project
+    rubric = assignment.rubric_version
+    normalised, problems = validate_answer(
+        task_type=project.task_type,
+        dimensions=dimension_specs(rubric.dimensions.all()),
+        response_count=len(item.responses),
+        answer=answer,
+        require_all_dimensions=True,
+    )
+    if problems:
+        from rest_framework.exceptions import ValidationError
+
+        raise ValidationError({path or "answer": [message] for path, message in problems})
+
+    with transaction.atomic():
+        locked_item = Item.objects.select_for_update().get(pk=item.pk)
+        locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
+        if locked.status == AssignmentStatus.SUBMITTED:
+            raise Conflict("This task was already submitted.", code="already_submitted")
+        if locked.status != AssignmentStatus.ACTIVE or now > locked.leased_until:
+            raise Gone("The lease on this task has ended.", code="lease_ended")
+        Assignment.objects.filter(pk=locked.pk).update(
+            status=AssignmentStatus.SUBMITTED, ended_at=now
+        )
+        submission = Submission.objects.create(
+            assignment=locked,
+            project=project,
+            item=locked_item,
+            expert=locked.expert,
+            rubric_version=rubric,
+            answer=normalised,
+            rationale=rationale,
+            seconds_spent=seconds_spent,
+            submitted_at=now,
+            pasted_share=pasted_share,
+            server_seconds=max(int((now - locked.served_at).total_seconds()), 0),
+        )
+        locked_item.labels_count += 1
+        if not locked_item.is_gold and locked_item.labels_count >= locked_item.target_labels:
+            _maybe_escalate(project, locked_item)
+        locked_item.is_open = locked_item.is_gold or (
+            locked_item.assigned_count < locked_item.target_labels
+        )
+        locked_item.save(update_fields=["labels_count", "target_labels", "is_open"])
+        earning_book(submission=submission)
+    return submission
+
+
+def _maybe_escalate(project: Project, item: Item) -> None:
+    """Low agreement after the planned labels: ask for one more, up to max_redundancy."""
+    if item.target_labels >= project.max_redundancy:
+        return
+    answers = list(
+        Submission.objects.filter(item=item, status="accepted").values_list("answer", flat=True)
+    )
+    share = _majority_share(answers, project.task_type)
+    if share is not None and share < project.agreement_threshold:
+        item.target_labels += 1
+
+
+def routing_verify(*, project: Project) -> list[dict[str, Any]]:
+    """Recompute every item's counters from assignments and list any difference."""
+    counts = (
+        Assignment.objects.filter(project=project)
+        .values("item_id")
+        .annotate(
+            active=Count("id", filter=Q(status=AssignmentStatus.ACTIVE)),
+            submitted=Count("id", filter=Q(status=AssignmentStatus.SUBMITTED)),
+        )
+    )
+    by_item = {row["item_id"]: row for row in counts}
+    differences = []
+    for item in Item.objects.filter(project=project).only(
+        "id", "assigned_count", "labels_count", "is_gold"
+    ):
+        row = by_item.get(item.pk, {"active": 0, "submitted": 0})
+        if (
+            item.assigned_count != row["active"] + row["submitted"]
+            or item.labels_count != row["submitted"]
+        ):
+            differences.append(
+                {
+                    "item": item.pk,
+                    "assigned_count": item.assigned_count,
+                    "labels_count": item.labels_count,
+                    "active": row["active"],
+                    "submitted": row["submitted"],
+                }
+            )
+    return differences
