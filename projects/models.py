@@ -80,6 +80,9 @@ class Project(models.Model):
     # An item whose majority agreement after `redundancy` labels is below this gets one more
     # label at a time, up to `max_redundancy` (low-agreement escalation).
     agreement_threshold = models.FloatField(default=0.6)
+    # Share of submissions sent to a reviewer (an expert with a `reviewer` certification in
+    # one of the project's required skills). 0 = no review.
+    review_rate = models.FloatField(default=0.0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
@@ -350,3 +353,37 @@ class Submission(models.Model):
 
     def __str__(self) -> str:
         return f"submission {self.pk} of {self.assignment_id}"
+
+
+class ReviewStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for a reviewer"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+    FIXED = "fixed", "Fixed by the reviewer"
+
+
+class Review(models.Model):
+    """A sampled submission checked by a reviewer: accepted, rejected (re-queued, earning
+    reversed) or fixed (the reviewer's answer kept beside the original)."""
+
+    submission = models.OneToOneField(Submission, on_delete=models.CASCADE, related_name="review")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="reviews")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(
+        max_length=8, choices=ReviewStatus.choices, default=ReviewStatus.PENDING
+    )
+    reason = models.TextField(blank=True)
+    fixed_answer = models.JSONField(null=True, blank=True)
+    # Set when a rejected label's earning could not be taken back (it was already paid out).
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes: ClassVar = [models.Index(fields=["project", "status", "id"])]
+
+    def __str__(self) -> str:
+        return f"review of submission {self.submission_id} ({self.status})"

@@ -349,6 +349,9 @@ def assignment_submit(
         )
         locked_item.save(update_fields=["labels_count", "target_labels", "is_open"])
         earning_book(submission=submission)
+        from projects.reviews import review_maybe_sample
+
+        review_maybe_sample(submission=submission)
     return submission
 
 
@@ -371,7 +374,11 @@ def routing_verify(*, project: Project) -> list[dict[str, Any]]:
         .values("item_id")
         .annotate(
             active=Count("id", filter=Q(status=AssignmentStatus.ACTIVE)),
-            submitted=Count("id", filter=Q(status=AssignmentStatus.SUBMITTED)),
+            # A label a reviewer rejected no longer counts: its slot went back to the pool.
+            submitted=Count(
+                "id",
+                filter=Q(status=AssignmentStatus.SUBMITTED, submission__status="accepted"),
+            ),
         )
     )
     by_item = {row["item_id"]: row for row in counts}

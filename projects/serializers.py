@@ -173,6 +173,7 @@ class ProjectWriteSerializer(serializers.Serializer):
     )
     budget = MoneyAmountField(required=False, allow_null=True)
     bonus_pool_percent = StrictIntegerField(min_value=0, max_value=100, default=0)
+    review_rate = StrictFloatField(min_value=0.0, max_value=1.0, default=0.0)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         problems: dict[str, Any] = {}
@@ -268,6 +269,7 @@ class ProjectLabSerializer(ProjectPublicSerializer):
             "gold_rate",
             "budget",
             "bonus_pool_percent",
+            "review_rate",
             "created_at",
             "updated_at",
         ]

@@ -55,6 +55,7 @@ EDITABLE_FIELDS = frozenset(
         "lease_minutes",
         "budget",
         "bonus_pool_percent",
+        "review_rate",
     }
 )
 

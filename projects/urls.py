@@ -29,6 +29,10 @@ urlpatterns = [
         name="project-gold-import",
     ),
     path("tasks/next/", work_api.TaskNextView.as_view(), name="task-next"),
+    path("reviews/next/", work_api.ReviewNextView.as_view(), name="review-next"),
+    path(
+        "reviews/<int:review_id>/decide/", work_api.ReviewDecideView.as_view(), name="review-decide"
+    ),
     path(
         "assignments/<uuid:assignment_id>/submit/",
         work_api.AssignmentSubmitView.as_view(),

@@ -13,8 +13,8 @@ from rest_framework.views import APIView
 
 from marketplace.fields import StrictFloatField, StrictIntegerField
 from marketplace.permissions import IsPerson, request_person
-from projects import routing, selectors
-from projects.models import Assignment
+from projects import reviews, routing, selectors
+from projects.models import Assignment, Review, ReviewStatus
 from projects.serializers import RubricVersionSerializer
 
 MAX_RATIONALE = 20_000
@@ -140,3 +140,80 @@ class AssignmentReleaseView(APIView):
     def post(self, request: Request, assignment_id: Any) -> Response:
         routing.assignment_release(assignment=_own_assignment(request, assignment_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ReviewRequestSerializer(serializers.Serializer):
+    project = StrictIntegerField(min_value=1)
+
+
+class ReviewTaskSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    project = serializers.IntegerField(source="project_id")
+    item = TaskItemSerializer(source="submission.item")
+    rubric = RubricVersionSerializer(source="submission.rubric_version")
+    answer = serializers.JSONField(source="submission.answer")
+    rationale = serializers.CharField(source="submission.rationale")
+
+
+class ReviewDecisionSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(
+        choices=[ReviewStatus.ACCEPTED, ReviewStatus.REJECTED, ReviewStatus.FIXED]
+    )
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
+    answer = serializers.JSONField(required=False, default=None, help_text="for `fixed`")
+
+
+class ReviewResultSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    reason = serializers.CharField()
+    note = serializers.CharField()
+    decided_at = serializers.DateTimeField()
+
+
+class ReviewNextView(APIView):
+    permission_classes = [IsPerson]
+
+    @extend_schema(
+        request=ReviewRequestSerializer,
+        responses={200: ReviewTaskSerializer, 204: None, 403: None},
+        summary="Take the next submission to review (reviewer certification required)",
+    )
+    def post(self, request: Request) -> Response:
+        payload = ReviewRequestSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        project = selectors.project_for_work(project_id=payload.validated_data["project"])
+        review = reviews.review_claim(reviewer=request_person(request), project=project)
+        if review is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(ReviewTaskSerializer(review).data)
+
+
+class ReviewDecideView(APIView):
+    permission_classes = [IsPerson]
+
+    @extend_schema(
+        request=ReviewDecisionSerializer,
+        responses=ReviewResultSerializer,
+        summary="Accept, reject (with a reason) or fix a submission you are reviewing",
+    )
+    def post(self, request: Request, review_id: int) -> Response:
+        reviewer = request_person(request)
+        review = get_object_or_404(
+            Review.objects.select_related(
+                "submission__item", "submission__rubric_version", "project"
+            ),
+            pk=review_id,
+            reviewer=reviewer,
+        )
+        payload = ReviewDecisionSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        review = reviews.review_decide(
+            review=review,
+            reviewer=reviewer,
+            decision=data["decision"],
+            reason=data["reason"],
+            fixed_answer=data["answer"],
+        )
+        return Response(ReviewResultSerializer(review).data)
