@@ -163,8 +163,7 @@ def _gold_item(project: Project, expert: User) -> Item | None:
     )
 
 
-def _serves_gold(project: Project, expert: User) -> bool:
-    served = Assignment.objects.filter(project=project, expert=expert).count()
+def _serves_gold(project: Project, served: int) -> bool:
     if served < project.onboarding_gold:
         return True
     return _random.random() < project.gold_rate
@@ -184,9 +183,10 @@ def assignment_claim(*, expert: User, project: Project) -> Claim | None:
     if rubric is None:
         return None
     leases_expire(project=project)
-    active = Assignment.objects.filter(
-        project=project, expert=expert, status=AssignmentStatus.ACTIVE
-    ).count()
+    mine = Assignment.objects.filter(project=project, expert=expert).aggregate(
+        served=Count("id"), active=Count("id", filter=Q(status=AssignmentStatus.ACTIVE))
+    )
+    active = mine["active"]
     if active >= project.max_active_leases:
         raise NotQualified(
             f"You already hold {active} tasks in this project (the limit is "
@@ -202,7 +202,7 @@ def assignment_claim(*, expert: User, project: Project) -> Claim | None:
             headroom = project_funds_left(project)
         if headroom < price:
             return None
-        want_gold = _serves_gold(project, expert)
+        want_gold = _serves_gold(project, mine["served"])
         item = None
         if want_gold:
             item = _gold_item(project, expert)
