@@ -267,7 +267,8 @@ def run() -> None:
         "Label Studio 1.23 next-task p50 (recorded, 100k tasks)", 12.8, 1, "3 claims/s"
     )
     print_table(
-        f"Claim + submit, gunicorn 4 workers, {EXPERTS} experts, {ITEMS:,} items, {SECONDS:.0f} s x {REPEATS}",
+        f"Claim + submit, gunicorn 4 workers, {EXPERTS} experts, {ITEMS:,} items, "
+        f"{SECONDS:.0f} s x {REPEATS}",
         baseline,
         [
             Measurement(
@@ -280,7 +281,8 @@ def run() -> None:
         ],
     )
     print(
-        f"claims/s {statistics.median(rates):.0f}, submissions/s {statistics.median(submit_rates):.0f} "
+        f"claims/s {statistics.median(rates):.0f}, "
+        f"submissions/s {statistics.median(submit_rates):.0f} "
         f"(target >= 300 cycles/s); items over max redundancy: {over}; items given twice to one "
         f"expert: {duplicates}; counter drift: {len(differences)}"
     )
