@@ -1,0 +1,124 @@
+"""Dawid-Skene EM on sparse labels (SCORING.md section 3).
+
+One confusion matrix per contributor, initialised from (soft) majority vote, log-space E-step,
+and crowd-kit's stopping rule (at most `max_iterations`, stop when the log-likelihood moves less
+than `tolerance`), so results are comparable with crowd-kit's DawidSkene. Work is O(answers x
+classes) per iteration with `np.bincount`; nothing is dense in items x contributors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import logsumexp
+
+# Probabilities are floored before the log: a contributor who never used a label must not
+# make a class impossible for every item they touched (log 0 = -inf).
+PROBABILITY_FLOOR = 1e-10
+
+
+@dataclass(frozen=True)
+class DawidSkeneResult:
+    posteriors: NDArray[np.float64]  # (n_items, n_classes); rows of unlabelled items are priors
+    labels: NDArray[np.int64]  # arg-max; -1 for items without answers
+    confidence: NDArray[np.float64]  # posterior of the arg-max
+    priors: NDArray[np.float64]  # (n_classes,)
+    confusion: NDArray[np.float64]  # (n_workers, n_classes true, n_classes given)
+    iterations: int
+    log_likelihood: float
+
+
+def _soft_majority(
+    items: NDArray[np.int64], labels: NDArray[np.int64], n_items: int, n_classes: int
+) -> NDArray[np.float64]:
+    counts = (
+        np.bincount(items * n_classes + labels, minlength=n_items * n_classes)
+        .reshape(n_items, n_classes)
+        .astype(np.float64)
+    )
+    totals = counts.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, counts / np.maximum(totals, 1), 1.0 / n_classes)
+
+
+def _m_step(
+    posteriors: NDArray[np.float64],
+    items: NDArray[np.int64],
+    workers: NDArray[np.int64],
+    labels: NDArray[np.int64],
+    n_workers: int,
+    n_classes: int,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    priors = posteriors.mean(axis=0)
+    confusion = np.empty((n_workers, n_classes, n_classes))
+    keys = workers * n_classes + labels
+    for true_class in range(n_classes):
+        confusion[:, true_class, :] = np.bincount(
+            keys, weights=posteriors[items, true_class], minlength=n_workers * n_classes
+        ).reshape(n_workers, n_classes)
+    totals = confusion.sum(axis=2, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        confusion = np.where(totals > 0, confusion / np.maximum(totals, 1e-300), 1.0 / n_classes)
+    return priors, confusion
+
+
+def _e_step(
+    priors: NDArray[np.float64],
+    confusion: NDArray[np.float64],
+    items: NDArray[np.int64],
+    workers: NDArray[np.int64],
+    labels: NDArray[np.int64],
+    n_items: int,
+    n_classes: int,
+) -> tuple[NDArray[np.float64], float]:
+    log_confusion = np.log(np.maximum(confusion, PROBABILITY_FLOOR))
+    log_posterior = np.tile(np.log(np.maximum(priors, PROBABILITY_FLOOR)), (n_items, 1))
+    for true_class in range(n_classes):
+        log_posterior[:, true_class] += np.bincount(
+            items, weights=log_confusion[workers, true_class, labels], minlength=n_items
+        )
+    normaliser = logsumexp(log_posterior, axis=1, keepdims=True)
+    return np.exp(log_posterior - normaliser), float(normaliser.sum())
+
+
+def dawid_skene(
+    item_index: NDArray[np.integer],
+    worker_index: NDArray[np.integer],
+    label: NDArray[np.integer],
+    *,
+    n_items: int,
+    n_workers: int,
+    n_classes: int,
+    max_iterations: int = 100,
+    tolerance: float = 1e-5,
+) -> DawidSkeneResult:
+    items = np.asarray(item_index, dtype=np.int64)
+    workers = np.asarray(worker_index, dtype=np.int64)
+    labels = np.asarray(label, dtype=np.int64)
+    posteriors = _soft_majority(items, labels, n_items, n_classes)
+    previous = -np.inf
+    log_likelihood = -np.inf
+    iterations = 0
+    priors = np.full(n_classes, 1.0 / n_classes)
+    confusion = np.full((n_workers, n_classes, n_classes), 1.0 / n_classes)
+    for iterations in range(1, max_iterations + 1):  # noqa: B007  (reported after the loop)
+        priors, confusion = _m_step(posteriors, items, workers, labels, n_workers, n_classes)
+        posteriors, log_likelihood = _e_step(
+            priors, confusion, items, workers, labels, n_items, n_classes
+        )
+        if abs(log_likelihood - previous) < tolerance:
+            break
+        previous = log_likelihood
+    answered = np.bincount(items, minlength=n_items) > 0
+    winners = posteriors.argmax(axis=1)
+    return DawidSkeneResult(
+        posteriors=posteriors,
+        labels=np.where(answered, winners, -1).astype(np.int64),
+        confidence=np.where(answered, posteriors.max(axis=1), 0.0),
+        priors=priors,
+        confusion=confusion,
+        iterations=iterations,
+        log_likelihood=log_likelihood,
+    )

@@ -1,0 +1,117 @@
+"""Composite score, tiers, automatic suspension and fraud flags (SCORING.md section 5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+WEIGHTS = {"gold": 0.5, "agreement": 0.3, "impact": 0.2}
+TIER_FLOORS = (("platinum", 0.90), ("gold", 0.80), ("silver", 0.65), ("bronze", 0.50))
+MIN_GOLD_FOR_TIER = 5
+SUSPEND_MIN_GOLD = 10
+SUSPEND_HIGH_BELOW = 0.6
+FAST_FRACTION = 0.2
+CONSTANT_SHARE = 0.95
+CONSTANT_MIN_LABELS = 20
+COLLUSION_MIN_SHARED = 10
+COLLUSION_AGREEMENT = 0.95
+COLLUSION_MARGIN = 0.25
+
+
+def percentile_ranks(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Mid-rank percentiles in [0, 1] (ties share a rank); NaN stays NaN."""
+    result = np.full(values.size, np.nan)
+    present = ~np.isnan(values)
+    count = int(present.sum())
+    if count == 0:
+        return result
+    if count == 1:
+        result[present] = 0.5
+        return result
+    chosen = values[present]
+    below = (chosen[:, None] > chosen[None, :]).sum(axis=1)
+    equal = (chosen[:, None] == chosen[None, :]).sum(axis=1) - 1
+    result[present] = (below + equal / 2.0) / (count - 1)
+    return result
+
+
+def composite(
+    gold: float | None, agreement: float | None, impact_percentile: float | None
+) -> float | None:
+    parts = {"gold": gold, "agreement": agreement, "impact": impact_percentile}
+    present = {
+        name: value for name, value in parts.items() if value is not None and not np.isnan(value)
+    }
+    if not present:
+        return None
+    weight = sum(WEIGHTS[name] for name in present)
+    return sum(WEIGHTS[name] * value for name, value in present.items()) / weight
+
+
+def tier_for(q: float | None, gold_n: int) -> str:
+    if gold_n < MIN_GOLD_FOR_TIER or q is None:
+        return "provisional"
+    for tier, floor in TIER_FLOORS:
+        if q >= floor:
+            return tier
+    return "probation"
+
+
+def should_suspend(gold_high: float | None, gold_n: int) -> bool:
+    """Near chance with confidence: the gold 95% quantile below 0.6 with >= 10 gold answers."""
+    return gold_high is not None and gold_n >= SUSPEND_MIN_GOLD and gold_high < SUSPEND_HIGH_BELOW
+
+
+@dataclass
+class FlagInputs:
+    median_seconds: float | None
+    project_median_seconds: float | None
+    top_answer_share: float | None
+    n_labels: int
+    pair_agreement: dict[int, tuple[float, int]] = field(default_factory=dict)  # other -> (rate, n)
+    mean_agreement_with_others: float | None = None
+
+
+def flags_for(inputs: FlagInputs) -> list[dict[str, object]]:
+    """Signals for admins (never punished automatically), each with its evidence."""
+    flags: list[dict[str, object]] = []
+    if (
+        inputs.median_seconds is not None
+        and inputs.project_median_seconds
+        and inputs.median_seconds < FAST_FRACTION * inputs.project_median_seconds
+    ):
+        flags.append(
+            {
+                "flag": "fast",
+                "median_seconds": inputs.median_seconds,
+                "project_median_seconds": inputs.project_median_seconds,
+            }
+        )
+    if (
+        inputs.top_answer_share is not None
+        and inputs.n_labels >= CONSTANT_MIN_LABELS
+        and inputs.top_answer_share >= CONSTANT_SHARE
+    ):
+        flags.append(
+            {"flag": "constant", "top_answer_share": inputs.top_answer_share, "n": inputs.n_labels}
+        )
+    baseline = inputs.mean_agreement_with_others
+    for other, (rate, shared) in sorted(inputs.pair_agreement.items()):
+        if (
+            shared >= COLLUSION_MIN_SHARED
+            and rate >= COLLUSION_AGREEMENT
+            and baseline is not None
+            and rate - baseline >= COLLUSION_MARGIN
+        ):
+            flags.append(
+                {
+                    "flag": "collusion",
+                    "partner": other,
+                    "agreement_with_partner": rate,
+                    "shared_items": shared,
+                    "agreement_with_others": baseline,
+                }
+            )
+    return flags
