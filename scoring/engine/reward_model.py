@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from itertools import pairwise
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 from numpy.typing import NDArray
