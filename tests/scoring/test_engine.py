@@ -138,10 +138,10 @@ def test_truncation_skips_evaluations_without_changing_a_saturated_game() -> Non
 
 
 def _load(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, int, int]:
-    rows = list(csv.DictReader(open(DATA / name / "answer.csv")))
-    truth = {
-        row["question"]: row["truth"] for row in csv.DictReader(open(DATA / name / "truth.csv"))
-    }
+    with open(DATA / name / "answer.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    with open(DATA / name / "truth.csv") as handle:
+        truth = {row["question"]: row["truth"] for row in csv.DictReader(handle)}
     questions = sorted({row["question"] for row in rows})
     workers = sorted({row["worker"] for row in rows})
     labels = sorted({row["answer"] for row in rows} | set(truth.values()))
