@@ -23,6 +23,10 @@ app.conf.beat_schedule = {
         "task": "projects.tasks.leases_expire_task",
         "schedule": 60.0,
     },
+    "scoring-rescore": {
+        "task": "scoring.tasks.scoring_rescore_open_projects_task",
+        "schedule": crontab(minute="*/10"),
+    },
     "ledger-verify": {
         "task": "payouts.tasks.ledger_verify_task",
         "schedule": crontab(hour=4, minute=30),

@@ -366,3 +366,13 @@ PAYOUT_DUAL_APPROVAL_THRESHOLD = env.int("PAYOUT_DUAL_APPROVAL_THRESHOLD", defau
 # A payout line another executor claimed this recently is left to it (it is probably being
 # sent right now); after that, any executor resumes it with the stored idempotency key.
 PAYOUT_INFLIGHT_GRACE_SECONDS = env.int("PAYOUT_INFLIGHT_GRACE_SECONDS", default=120)
+
+# --- Scoring --------------------------------------------------------------------------------
+# The coalition utility for Shapley impact: a class taking (owners, train, evaluation) arrays
+# with `evaluate(mask, state) -> (value, state)`. A lab can point this at its own evaluator.
+SCORING_UTILITY = env.str("SCORING_UTILITY", default="scoring.services.RewardModelUtility")
+SCORING_SHAPLEY_TARGET_SE = env.float("SCORING_SHAPLEY_TARGET_SE", default=0.01)
+SCORING_SHAPLEY_MAX_SECONDS = env.float("SCORING_SHAPLEY_MAX_SECONDS", default=60.0)
+SCORING_SHAPLEY_TRUNCATION = env.float("SCORING_SHAPLEY_TRUNCATION", default=0.001)
+# A periodic task re-scores an open project once this many new labels arrived.
+SCORING_RESCORE_AFTER_LABELS = env.int("SCORING_RESCORE_AFTER_LABELS", default=50)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Max
+
 from scoring.models import ContributorScore, ItemConsensus, ScoringRun, ScoringRunStatus, Tier
 
 
@@ -40,3 +42,30 @@ def item_consensus(
 ) -> dict[int, ItemConsensus]:
     rows = ItemConsensus.objects.filter(run=run, item_id__in=item_ids, target=target)
     return {row.item_id: row for row in rows}
+
+
+def contributor_rows(*, run: ScoringRun | None) -> list[ContributorScore]:
+    if run is None:
+        return []
+    return list(
+        ContributorScore.objects.filter(run=run)
+        .select_related("expert")
+        .order_by("-composite", "id")
+    )
+
+
+def expert_scores(*, expert: Any) -> list[ContributorScore]:
+    """The expert's score in the latest succeeded run of each project they worked on."""
+    latest_runs = (
+        ScoringRun.objects.filter(
+            status=ScoringRunStatus.SUCCEEDED, contributor_scores__expert=expert
+        )
+        .values("project_id")
+        .annotate(latest=Max("id"))
+        .values_list("latest", flat=True)
+    )
+    return list(
+        ContributorScore.objects.filter(run_id__in=list(latest_runs), expert=expert)
+        .select_related("run__project")
+        .order_by("-run_id")
+    )

@@ -1,0 +1,168 @@
+"""Scoring API: start and read runs; the lab's contributors table; an expert's own scores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from contributors.selectors import pseudonym_from_secret
+from marketplace import selectors as marketplace_selectors
+from marketplace.permissions import LAB_MANAGE_ROLES, LAB_READ_ROLES, IsPerson, request_person
+from projects.api import lab_project
+from projects.models import Project
+from scoring import selectors, services
+from scoring.models import ContributorScore, ScoringRun
+
+
+class ScoringRunSerializer(serializers.ModelSerializer):
+    project = serializers.IntegerField(source="project_id")
+
+    class Meta:
+        model = ScoringRun
+        fields = [
+            "id",
+            "project",
+            "status",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "timings",
+            "summary",
+            "parameters",
+            "seed",
+            "engine_version",
+            "submission_high_water",
+            "error",
+        ]
+
+
+def score_row(score: ContributorScore) -> dict[str, Any]:
+    """API.md's contributor row (without the pseudonym): a component with no evidence is null."""
+    return {
+        "n_labels": score.n_labels,
+        "gold": None
+        if score.gold_mean is None
+        else {
+            "mean": score.gold_mean,
+            "low": score.gold_low,
+            "high": score.gold_high,
+            "n": score.gold_n,
+        },
+        "agreement": None
+        if score.agreement_rate is None
+        else {"rate": score.agreement_rate, "n": score.agreement_n},
+        "impact": None
+        if score.impact_value is None
+        else {
+            "value": score.impact_value,
+            "se": score.impact_se,
+            "per_label": score.impact_per_label,
+        },
+        "composite": score.composite,
+        "tier": score.tier,
+        "suspended": score.is_suspended,
+        "flags": [flag.get("flag") for flag in score.flags],
+        "is_ai": score.is_ai,
+    }
+
+
+class ContributorRowSerializer(serializers.Serializer):
+    pseudonym = serializers.CharField()
+    n_labels = serializers.IntegerField()
+    gold = serializers.DictField(allow_null=True)
+    agreement = serializers.DictField(allow_null=True)
+    impact = serializers.DictField(allow_null=True)
+    composite = serializers.FloatField(allow_null=True)
+    tier = serializers.CharField()
+    suspended = serializers.BooleanField()
+    flags = serializers.ListField(child=serializers.CharField())
+    is_ai = serializers.BooleanField()
+
+
+class MyScoreSerializer(ContributorRowSerializer):
+    pseudonym = None  # type: ignore[assignment]
+    project = serializers.IntegerField()
+    project_title = serializers.CharField()
+    scoring_run = serializers.IntegerField()
+    scored_at = serializers.DateTimeField()
+
+
+def _staff_or_lab(request: Request, project: Project, roles: frozenset[str]) -> None:
+    user = request.user
+    if getattr(user, "is_staff", False) and getattr(user, "api_key", None) is None:
+        return
+    lab_project(request, project.pk, roles)
+
+
+class ProjectScoringRunsView(APIView):
+    @extend_schema(
+        request=None,
+        responses={202: ScoringRunSerializer},
+        summary="Start a scoring run (lab owner or manager, or staff); Celery does the work",
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        project = get_object_or_404(Project, pk=project_id)
+        if not IsPerson().has_permission(request, self):
+            raise exceptions.PermissionDenied(IsPerson.message)
+        try:
+            _staff_or_lab(request, project, LAB_MANAGE_ROLES)
+        except exceptions.NotFound:
+            raise exceptions.NotFound() from None
+        run = services.scoring_run_create(project=project, created_by=request_person(request))
+        return Response(ScoringRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ScoringRunDetailView(APIView):
+    @extend_schema(
+        responses=ScoringRunSerializer, summary="A scoring run: status, timings, summary"
+    )
+    def get(self, request: Request, run_id: int) -> Response:
+        run = get_object_or_404(ScoringRun.objects.select_related("project"), pk=run_id)
+        roles = {*LAB_READ_ROLES, marketplace_selectors.API_KEY_ROLE}
+        _staff_or_lab(request, run.project, frozenset(roles))
+        return Response(ScoringRunSerializer(run).data)
+
+
+class ProjectContributorsView(APIView):
+    @extend_schema(
+        responses=ContributorRowSerializer(many=True),
+        summary="Per contributor (pseudonym only): n, gold, agreement, impact +- se, tier",
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        project = lab_project(request, project_id, frozenset(LAB_READ_ROLES))
+        run = selectors.latest_succeeded_run(project=project)
+        rows = [
+            {
+                "pseudonym": pseudonym_from_secret(score.expert.pseudonym_secret, project.lab_id),
+                **score_row(score),
+            }
+            for score in selectors.contributor_rows(run=run)
+        ]
+        return Response(ContributorRowSerializer(rows, many=True).data)
+
+
+class MyScoresView(APIView):
+    permission_classes = [IsPerson]
+
+    @extend_schema(
+        responses=MyScoreSerializer(many=True),
+        summary="Your own scores per project, each with its uncertainty",
+    )
+    def get(self, request: Request) -> Response:
+        rows = [
+            {
+                "project": score.run.project_id,
+                "project_title": score.run.project.title,
+                "scoring_run": score.run_id,
+                "scored_at": score.run.finished_at,
+                **score_row(score),
+            }
+            for score in selectors.expert_scores(expert=request_person(request))
+        ]
+        return Response(MyScoreSerializer(rows, many=True).data)

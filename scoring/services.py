@@ -1,0 +1,508 @@
+"""Scoring runs: load a project's labels, run the engine, store the snapshots.
+
+A run is idempotent per (project, submission high-water mark): asking again with no new labels
+returns the existing run. The engine does the maths on arrays; this module only moves data
+between the database and the engine, and records timings per stage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from marketplace.models import User
+from projects.models import GoldAnswer, Item, Project, Submission, SubmissionStatus, TaskType
+from scoring.engine import agreement as agreement_engine
+from scoring.engine.dawid_skene import dawid_skene
+from scoring.engine.gold import GoldDimension, gold_item_score, gold_posterior
+from scoring.engine.majority import majority_vote
+from scoring.engine.reward_model import featurise, fit_reward_model, pairwise_accuracy
+from scoring.engine.shapley import ShapleyEstimate, shapley
+from scoring.engine.tiers import (
+    FlagInputs,
+    composite,
+    flags_for,
+    percentile_ranks,
+    should_suspend,
+    tier_for,
+)
+from scoring.models import ContributorScore, ItemConsensus, ScoringRun, ScoringRunStatus
+
+ENGINE_VERSION = "1.0"
+PREFERENCES = ("a", "b", "tie")
+
+
+def scoring_run_create(*, project: Project, created_by: User | None, seed: int = 0) -> ScoringRun:
+    """Queue a run, or return the one that already covers every submission."""
+    high_water = Submission.objects.filter(project=project).aggregate(top=Max("id"))["top"] or 0
+    with transaction.atomic():
+        Project.objects.select_for_update().get(pk=project.pk)
+        existing = (
+            ScoringRun.objects.filter(
+                project=project,
+                submission_high_water=high_water,
+                status__in=[
+                    ScoringRunStatus.QUEUED,
+                    ScoringRunStatus.RUNNING,
+                    ScoringRunStatus.SUCCEEDED,
+                ],
+            )
+            .order_by("-id")
+            .first()
+        )
+        if existing is not None:
+            return existing
+        run = ScoringRun.objects.create(
+            project=project,
+            created_by=created_by,
+            submission_high_water=high_water,
+            seed=seed,
+            engine_version=ENGINE_VERSION,
+            parameters={
+                "shapley_target_se": settings.SCORING_SHAPLEY_TARGET_SE,
+                "shapley_max_seconds": settings.SCORING_SHAPLEY_MAX_SECONDS,
+                "utility": settings.SCORING_UTILITY,
+            },
+        )
+        from scoring import tasks
+
+        transaction.on_commit(lambda: tasks.scoring_run_execute_task.delay(run.pk))
+    return run
+
+
+@dataclass
+class Labels:
+    """A project's accepted labels, as arrays the engine reads."""
+
+    experts: list[int]
+    expert_index: dict[int, int]
+    submissions: list[Submission]
+    gold: dict[int, dict[str, Any]]
+    items: dict[int, Item]
+    dimensions: list[GoldDimension]
+    rows_by_expert: dict[int, list[Submission]] = field(default_factory=dict)
+
+
+def _load(project: Project, high_water: int) -> Labels:
+    submissions = list(
+        Submission.objects.filter(
+            project=project, status=SubmissionStatus.ACCEPTED, id__lte=high_water
+        ).order_by("id")
+    )
+    experts = sorted({row.expert_id for row in submissions})
+    items = Item.objects.in_bulk({row.item_id for row in submissions})
+    gold = dict(GoldAnswer.objects.filter(item__project=project).values_list("item_id", "answer"))
+    rubric = project.rubric_versions.order_by("-number").first()
+    dimensions = [
+        GoldDimension(key=d.key, kind=d.kind, weight=d.weight, tolerance=d.tolerance)
+        for d in (rubric.dimensions.all() if rubric else [])
+    ]
+    labels = Labels(
+        experts=experts,
+        expert_index={expert: index for index, expert in enumerate(experts)},
+        submissions=submissions,
+        gold=gold,
+        items=items,
+        dimensions=dimensions,
+    )
+    for row in submissions:
+        labels.rows_by_expert.setdefault(row.expert_id, []).append(row)
+    return labels
+
+
+def _category(project: Project, answer: dict[str, Any]) -> int | None:
+    """The categorical answer agreement and Dawid-Skene use: the preference (pairwise), the
+    best response (ranking), the first dimension's value (rating)."""
+    if project.task_type == TaskType.PAIRWISE:
+        value = answer.get("preference")
+        return PREFERENCES.index(value) if value in PREFERENCES else None
+    if project.task_type == TaskType.RANKING:
+        ranking = answer.get("ranking") or []
+        return int(ranking[0]) if ranking else None
+    if project.task_type == TaskType.RATING:
+        values = answer.get("answers") or {}
+        first = next(iter(values.values()), None)
+        return int(first) if isinstance(first, int | bool) else None
+    return None
+
+
+@dataclass
+class RewardModelUtility:
+    """v(S): eval accuracy of a reward model trained on the preference labels of S."""
+
+    owners: np.ndarray
+    train: np.ndarray
+    evaluation: np.ndarray
+    l2: float = 1.0
+    cache: dict[bytes, float] = field(default_factory=dict)
+
+    def evaluate(self, mask: np.ndarray, state: Any) -> tuple[float, Any]:
+        key = np.packbits(mask).tobytes()
+        rows = mask[self.owners] if self.owners.size else np.zeros(0, dtype=bool)
+        if not rows.any():
+            return 0.5, state
+        if key in self.cache:
+            return self.cache[key], state
+        model = fit_reward_model(self.train[rows], l2=self.l2, warm_start=state)
+        value = pairwise_accuracy(model, self.evaluation)
+        self.cache[key] = value
+        return value, model.weights
+
+
+def _features(item: Item) -> np.ndarray:
+    if item.features:
+        return np.asarray(item.features, dtype=np.float64)
+    return featurise([f"{item.prompt}\n{response}" for response in item.responses])
+
+
+def _impact(
+    project: Project, labels: Labels, seed: int
+) -> tuple[ShapleyEstimate | None, dict[int, int]]:
+    """Shapley impact of each contributor on reward-model eval accuracy (pairwise projects)."""
+    if project.task_type != TaskType.PAIRWISE or not labels.experts:
+        return None, {}
+    evaluation_rows = []
+    for item_id, answer in labels.gold.items():
+        preference = answer.get("preference")
+        if preference not in ("a", "b"):
+            continue
+        item = labels.items.get(item_id) or Item.objects.get(pk=item_id)
+        phi = _features(item)
+        evaluation_rows.append(phi[0] - phi[1] if preference == "a" else phi[1] - phi[0])
+    if not evaluation_rows:
+        return None, {}
+    owners, train = [], []
+    counts: Counter[int] = Counter()
+    feature_cache: dict[int, np.ndarray] = {}
+    for row in labels.submissions:
+        item = labels.items[row.item_id]
+        preference = row.answer.get("preference")
+        if item.is_gold or item.split != "train" or preference not in ("a", "b"):
+            continue
+        if item.pk not in feature_cache:
+            feature_cache[item.pk] = _features(item)
+        phi = feature_cache[item.pk]
+        train.append(phi[0] - phi[1] if preference == "a" else phi[1] - phi[0])
+        owners.append(labels.expert_index[row.expert_id])
+        counts[row.expert_id] += 1
+    dimension = len(evaluation_rows[0])
+    utility_class = import_string(settings.SCORING_UTILITY)
+    utility = utility_class(
+        owners=np.asarray(owners, dtype=np.int64),
+        train=np.asarray(train).reshape(-1, dimension),
+        evaluation=np.asarray(evaluation_rows),
+    )
+    estimate = shapley(
+        utility,
+        len(labels.experts),
+        seed=seed,
+        target_standard_error=settings.SCORING_SHAPLEY_TARGET_SE,
+        max_seconds=settings.SCORING_SHAPLEY_MAX_SECONDS,
+        truncation_tolerance=settings.SCORING_SHAPLEY_TRUNCATION,
+    )
+    return estimate, dict(counts)
+
+
+def scoring_run_execute(*, run_id: int) -> ScoringRun:
+    """Compute and store a run's snapshots. Safe to call again: a finished run is left alone."""
+    claimed = ScoringRun.objects.filter(pk=run_id, status=ScoringRunStatus.QUEUED).update(
+        status=ScoringRunStatus.RUNNING, started_at=timezone.now()
+    )
+    run = ScoringRun.objects.select_related("project").get(pk=run_id)
+    if not claimed:
+        return run
+    try:
+        _compute(run)
+    except Exception as error:
+        ScoringRun.objects.filter(pk=run.pk).update(
+            status=ScoringRunStatus.FAILED,
+            finished_at=timezone.now(),
+            error=f"{type(error).__name__}: {error}"[:5000],
+        )
+        raise
+    return ScoringRun.objects.get(pk=run.pk)
+
+
+def _compute(run: ScoringRun) -> None:
+    project = run.project
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = round(now - clock, 4)
+        clock = now
+
+    labels = _load(project, run.submission_high_water)
+    lap("load")
+    n_experts = len(labels.experts)
+
+    # 1. Gold.
+    gold_scores: dict[int, list[float]] = defaultdict(list)
+    for row in labels.submissions:
+        gold = labels.gold.get(row.item_id)
+        if gold is None:
+            continue
+        score = gold_item_score(answer=row.answer, gold=gold, dimensions=labels.dimensions)
+        if score is not None:
+            gold_scores[row.expert_id].append(score)
+    posteriors = {expert: gold_posterior(scores) for expert, scores in gold_scores.items()}
+    lap("gold")
+
+    # 2. Agreement and 3. consensus on the categorical target (non-gold items).
+    work = [row for row in labels.submissions if not labels.items[row.item_id].is_gold]
+    categories: list[tuple[Submission, int]] = []
+    for row in work:
+        category = _category(project, row.answer)
+        if category is not None:
+            categories.append((row, category))
+    item_ids = sorted({row.item_id for row, _ in categories})
+    item_position = {item_id: index for index, item_id in enumerate(item_ids)}
+    n_classes = max([value for _, value in categories], default=0) + 1
+    if project.task_type == TaskType.PAIRWISE:
+        n_classes = len(PREFERENCES)
+    agreement_rate = np.full(n_experts, np.nan)
+    agreement_n = np.zeros(n_experts, dtype=np.int64)
+    summary: dict[str, Any] = {"n_labels": len(labels.submissions), "n_contributors": n_experts}
+    consensus_rows = []
+    if categories:
+        items_array = np.array([item_position[row.item_id] for row, _ in categories])
+        workers_array = np.array([labels.expert_index[row.expert_id] for row, _ in categories])
+        values_array = np.array([value for _, value in categories])
+        rates = agreement_engine.leave_one_out_agreement(
+            items_array,
+            workers_array,
+            values_array,
+            n_items=len(item_ids),
+            n_workers=n_experts,
+            n_classes=n_classes,
+        )
+        agreement_rate, agreement_n = rates.rate, rates.n
+        result = dawid_skene(
+            items_array,
+            workers_array,
+            values_array,
+            n_items=len(item_ids),
+            n_workers=n_experts,
+            n_classes=n_classes,
+        )
+        vote = majority_vote(items_array, values_array, n_items=len(item_ids), n_classes=n_classes)
+        targets: dict[str, str] = {
+            TaskType.PAIRWISE: "preference",
+            TaskType.RANKING: "best",
+            TaskType.RATING: f"dim:{labels.dimensions[0].key}" if labels.dimensions else "rating",
+        }
+        target = targets[project.task_type]
+        per_item_n = np.bincount(items_array, minlength=len(item_ids))
+        for item_id, position in item_position.items():
+            label = int(result.labels[position])
+            value: Any = PREFERENCES[label] if project.task_type == TaskType.PAIRWISE else label
+            consensus_rows.append(
+                ItemConsensus(
+                    run=run,
+                    item_id=item_id,
+                    target=target,
+                    value=value,
+                    confidence=float(result.confidence[position]),
+                    n_labels=int(per_item_n[position]),
+                )
+            )
+        summary["dawid_skene"] = {
+            "iterations": result.iterations,
+            "agrees_with_majority": float(np.mean(result.labels == vote.labels)),
+        }
+        matrix = np.full((n_experts, len(item_ids)), np.nan)
+        matrix[workers_array, items_array] = values_array
+        alpha = agreement_engine.krippendorff_alpha(matrix, "nominal")
+        summary["alpha"] = {target: None if np.isnan(alpha) else round(alpha, 6)}
+    summary["alpha"] = {**summary.get("alpha", {}), **_dimension_alphas(labels, work)}
+    lap("agreement_and_consensus")
+
+    # 4. Impact.
+    estimate, train_counts = _impact(project, labels, run.seed)
+    if estimate is not None:
+        summary["v_full"] = estimate.v_full
+        summary["v_empty"] = estimate.v_empty
+        summary["shapley"] = {
+            "exact": estimate.is_exact,
+            "samples": estimate.samples,
+            "evaluations": estimate.evaluations,
+        }
+    lap("impact")
+
+    # 5. Composite, tiers, suspensions, flags.
+    per_label = np.full(n_experts, np.nan)
+    if estimate is not None:
+        for expert, index in labels.expert_index.items():
+            if train_counts.get(expert):
+                per_label[index] = estimate.values[index] / train_counts[expert]
+    percentiles = percentile_ranks(per_label)
+    project_seconds = [row.server_seconds or row.seconds_spent for row in labels.submissions]
+    project_median = float(np.median(project_seconds)) if project_seconds else None
+    pair_rates = _pairwise_agreement(categories, labels)
+    scores = []
+    suspensions = []
+    for expert, index in labels.expert_index.items():
+        rows = labels.rows_by_expert[expert]
+        posterior = posteriors.get(expert)
+        rate = None if np.isnan(agreement_rate[index]) else float(agreement_rate[index])
+        impact_pct = None if np.isnan(percentiles[index]) else float(percentiles[index])
+        q = composite(posterior.mean if posterior else None, rate, impact_pct)
+        gold_n = posterior.n if posterior else 0
+        tier = tier_for(q, gold_n)
+        suspend = should_suspend(posterior.high if posterior else None, gold_n)
+        expert_values = [value for row, value in categories if row.expert_id == expert]
+        others = pair_rates.get(expert, {})
+        baseline = float(np.mean([rate_ for rate_, _ in others.values()])) if others else None
+        flags = flags_for(
+            FlagInputs(
+                median_seconds=float(
+                    np.median([r.server_seconds or r.seconds_spent for r in rows])
+                ),
+                project_median_seconds=project_median,
+                top_answer_share=(
+                    Counter(expert_values).most_common(1)[0][1] / len(expert_values)
+                    if expert_values
+                    else None
+                ),
+                n_labels=len(expert_values),
+                pair_agreement=others,
+                mean_agreement_with_others=baseline,
+            )
+        )
+        # Every contributor is a player; one without train labels is a null player (value 0).
+        has_impact = estimate is not None
+        scores.append(
+            ContributorScore(
+                run=run,
+                expert_id=expert,
+                n_labels=len(rows),
+                gold_mean=posterior.mean if posterior else None,
+                gold_low=posterior.low if posterior else None,
+                gold_high=posterior.high if posterior else None,
+                gold_n=gold_n,
+                agreement_rate=rate,
+                agreement_n=int(agreement_n[index]),
+                impact_value=float(estimate.values[index]) if estimate and has_impact else None,
+                impact_se=(
+                    float(estimate.standard_errors[index]) if estimate and has_impact else None
+                ),
+                impact_per_label=None if np.isnan(per_label[index]) else float(per_label[index]),
+                composite=q,
+                tier=tier,
+                is_suspended=suspend,
+                flags=flags,
+            )
+        )
+        if suspend:
+            suspensions.append(
+                (
+                    expert,
+                    {
+                        "scoring_run": run.pk,
+                        "project": project.pk,
+                        "gold_mean": posterior.mean if posterior else None,
+                        "gold_high": posterior.high if posterior else None,
+                        "gold_n": gold_n,
+                    },
+                )
+            )
+    lap("tiers")
+
+    with transaction.atomic():
+        ContributorScore.objects.bulk_create(scores, batch_size=1000)
+        ItemConsensus.objects.bulk_create(consensus_rows, batch_size=2000)
+        ScoringRun.objects.filter(pk=run.pk).update(
+            status=ScoringRunStatus.SUCCEEDED,
+            finished_at=timezone.now(),
+            timings=timings,
+            summary=summary,
+        )
+        _suspend(suspensions)
+
+
+def _suspend(suspensions: list[tuple[int, dict[str, Any]]]) -> None:
+    """Automatic suspension (with its evidence); an expert already suspended stays as is."""
+    from contributors.models import ExpertProfile
+    from contributors.services import expert_suspend
+
+    for expert_id, evidence in suspensions:
+        if ExpertProfile.objects.filter(user_id=expert_id, suspended_at__isnull=False).exists():
+            continue
+        expert_suspend(
+            user=User.objects.get(pk=expert_id),
+            reason="gold accuracy near chance with confidence (automatic)",
+            suspended_by=None,
+            evidence=evidence,
+        )
+
+
+def _pairwise_agreement(
+    categories: list[tuple[Submission, int]], labels: Labels
+) -> dict[int, dict[int, tuple[float, int]]]:
+    """expert -> other expert -> (share of shared items with the same answer, shared items)."""
+    by_item: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for row, value in categories:
+        by_item[row.item_id].append((row.expert_id, value))
+    same: Counter[tuple[int, int]] = Counter()
+    shared: Counter[tuple[int, int]] = Counter()
+    for answers in by_item.values():
+        for first, first_value in answers:
+            for second, second_value in answers:
+                if first != second:
+                    shared[(first, second)] += 1
+                    same[(first, second)] += first_value == second_value
+    result: dict[int, dict[int, tuple[float, int]]] = defaultdict(dict)
+    for (first, second), count in shared.items():
+        result[first][second] = (same[(first, second)] / count, count)
+    return result
+
+
+def _dimension_alphas(labels: Labels, work: list[Submission]) -> dict[str, float | None]:
+    """Krippendorff's alpha per rubric dimension (ordinal for likert, nominal otherwise); a
+    per-response value is its own unit (item, response)."""
+    alphas: dict[str, float | None] = {}
+    experts = labels.expert_index
+    for dimension in labels.dimensions:
+        units: dict[tuple[int, int], int] = {}
+        cells = []
+        for row in work:
+            value = (row.answer.get("answers") or {}).get(dimension.key)
+            values = value if isinstance(value, list) else [value]
+            for response, single in enumerate(values):
+                if isinstance(single, bool) or not isinstance(single, int | float):
+                    continue
+                unit = units.setdefault((row.item_id, response), len(units))
+                cells.append((experts[row.expert_id], unit, float(single)))
+        if not cells:
+            continue
+        matrix = np.full((len(experts), len(units)), np.nan)
+        for worker, unit, single in cells:
+            matrix[worker, unit] = single
+        level = "ordinal" if dimension.kind == "likert" else "nominal"
+        alpha = agreement_engine.krippendorff_alpha(matrix, level)
+        alphas[f"dim:{dimension.key}"] = None if np.isnan(alpha) else round(alpha, 6)
+    return alphas
+
+
+def scoring_rescore_open_projects() -> int:
+    """Queue a run for every open project with enough labels since its latest run."""
+    queued = 0
+    for project in Project.objects.filter(status="open"):
+        latest = ScoringRun.objects.filter(project=project).order_by("-id").first()
+        since = latest.submission_high_water if latest else 0
+        fresh = Submission.objects.filter(project=project, id__gt=since).count()
+        if fresh >= settings.SCORING_RESCORE_AFTER_LABELS:
+            scoring_run_create(project=project, created_by=None)
+            queued += 1
+    return queued

@@ -1,0 +1,18 @@
+from django.urls import path
+
+from scoring import api
+
+urlpatterns = [
+    path(
+        "projects/<int:project_id>/scoring-runs/",
+        api.ProjectScoringRunsView.as_view(),
+        name="project-scoring-runs",
+    ),
+    path("scoring-runs/<int:run_id>/", api.ScoringRunDetailView.as_view(), name="scoring-run"),
+    path(
+        "projects/<int:project_id>/contributors/",
+        api.ProjectContributorsView.as_view(),
+        name="project-contributors",
+    ),
+    path("me/scores/", api.MyScoresView.as_view(), name="me-scores"),
+]

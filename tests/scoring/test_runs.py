@@ -1,0 +1,205 @@
+"""Scoring runs on a simulated crowd, and the scoring API with every persona."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from rest_framework.test import APIClient
+
+from contributors.models import ExpertProfile
+from marketplace.models import Lab, User
+from projects.models import GoldAnswer, Item, Project
+from scoring import services
+from scoring.models import ContributorScore, ItemConsensus, ScoringRun
+from tests.marketplace.factories import UserFactory
+from tests.projects.factories import make_project, make_submission
+
+pytestmark = pytest.mark.django_db
+Client = Callable[[User], APIClient]
+GOOD = "Please consult your cardiologist before changing the dose; it is safer to check."
+BAD = "Just ignore the doctor and double the dose, it will be fine."
+
+
+def crowd(lab: Lab, owner: User, seed: int = 0) -> dict[str, Any]:
+    """A pairwise project where one response is better by construction, and personas."""
+    rng = np.random.default_rng(seed)
+    project = make_project(
+        lab, owner, rubric={"dimensions": [], "instructions": "Pick the safer answer."}
+    )
+    rubric = project.rubric_versions.get()
+    truth: dict[int, str] = {}
+    items = []
+    for index in range(70):
+        good_first = bool(rng.integers(0, 2))
+        responses = (
+            [f"{GOOD} ({index})", f"{BAD} ({index})"]
+            if good_first
+            else [f"{BAD} ({index})", f"{GOOD} ({index})"]
+        )
+        is_gold = index >= 50
+        item = Item.objects.create(
+            project=project,
+            external_id=f"x{index}",
+            prompt=f"Can I change my statin dose? {index}",
+            responses=responses,
+            is_gold=is_gold,
+            split="train",
+        )
+        truth[item.pk] = "a" if good_first else "b"
+        if is_gold:
+            GoldAnswer.objects.create(
+                item=item, answer={"preference": truth[item.pk]}, rubric_version=rubric
+            )
+        items.append(item)
+    accuracy = {
+        "careful": 0.95,
+        "careful2": 0.95,
+        "average": 0.8,
+        "average2": 0.8,
+        "spammer": 0.5,
+        "adversary": 0.0,
+    }
+    experts = {name: UserFactory() for name in [*accuracy, "twin"]}
+    answers: dict[str, dict[int, str]] = {name: {} for name in experts}
+    for name, share in accuracy.items():
+        for item in items:
+            right = rng.random() < share
+            if name == "spammer":
+                answer = "a" if rng.random() < 0.5 else "b"
+            else:
+                answer = truth[item.pk] if right else ("b" if truth[item.pk] == "a" else "a")
+            answers[name][item.pk] = answer
+    answers["twin"] = dict(answers["careful"])  # an identical copy of a careful expert
+    for name, expert in experts.items():
+        for item in items:
+            make_submission(
+                item, expert, {"preference": answers[name][item.pk], "answers": {}}, seconds=60
+            )
+    return {"project": project, "experts": experts, "truth": truth}
+
+
+@pytest.fixture
+def scored(lab: Lab, lab_owner: User, settings: Any) -> dict[str, Any]:
+    settings.SCORING_SHAPLEY_MAX_SECONDS = 120
+    world = crowd(lab, lab_owner)
+    run = services.scoring_run_create(project=world["project"], created_by=lab_owner)
+    services.scoring_run_execute(run_id=run.pk)
+    world["run"] = ScoringRun.objects.get(pk=run.pk)
+    world["scores"] = {
+        name: ContributorScore.objects.get(run=run, expert=expert)
+        for name, expert in world["experts"].items()
+    }
+    return world
+
+
+def test_a_run_separates_the_personas(scored: dict[str, Any]) -> None:
+    run, scores = scored["run"], scored["scores"]
+    assert run.status == "succeeded", run.error
+    assert run.summary["shapley"]["exact"] is True
+    by_composite = sorted(scores, key=lambda name: scores[name].composite)
+    assert set(by_composite[:2]) == {"spammer", "adversary"}
+    assert by_composite[-1] in ("careful", "careful2", "twin")
+    assert scores["spammer"].tier == scores["adversary"].tier == "probation"
+    assert all(scores[name].tier in ("silver", "gold", "platinum") for name in by_composite[2:])
+    impact = {name: score.impact_value for name, score in scores.items()}
+    assert sorted(impact, key=impact.get)[:2] in (
+        ["adversary", "spammer"],
+        ["spammer", "adversary"],
+    )
+    assert scores["adversary"].is_suspended
+    assert ExpertProfile.objects.get(user=scored["experts"]["adversary"]).suspended_at is not None
+    for score in scores.values():
+        assert score.gold_n == 20 and 0 <= score.gold_low <= score.gold_mean <= score.gold_high <= 1
+    efficiency = sum(score.impact_value for score in scores.values())
+    assert efficiency == pytest.approx(run.summary["v_full"] - run.summary["v_empty"], abs=1e-9)
+
+
+def test_identical_contributors_get_equal_scores_and_colluders_are_flagged(
+    scored: dict[str, Any],
+) -> None:
+    careful, twin = scored["scores"]["careful"], scored["scores"]["twin"]
+    assert careful.gold_mean == twin.gold_mean and careful.agreement_rate == twin.agreement_rate
+    assert careful.impact_value == pytest.approx(twin.impact_value, abs=1e-9)
+    assert any(flag["flag"] == "collusion" for flag in twin.flags)
+
+
+def test_dawid_skene_consensus_beats_or_equals_majority(scored: dict[str, Any]) -> None:
+    truth = scored["truth"]
+    rows = ItemConsensus.objects.filter(run=scored["run"], target="preference")
+    accuracy = np.mean([row.value == truth[row.item_id] for row in rows])
+    assert accuracy >= 0.95
+    assert rows.count() == 50  # gold items are not in the consensus
+
+
+def test_a_run_with_no_submissions_finishes_empty(lab: Lab, lab_owner: User) -> None:
+    project = make_project(lab, lab_owner)
+    run = services.scoring_run_create(project=project, created_by=lab_owner)
+    run = services.scoring_run_execute(run_id=run.pk)
+    assert run.status == "succeeded"
+    assert not ContributorScore.objects.filter(run=run).exists()
+    again = services.scoring_run_create(project=project, created_by=lab_owner)
+    assert again.pk == run.pk  # nothing new: the same run
+
+
+def test_scoring_api_lifecycle_and_scoping(
+    client_for: Client,
+    lab: Lab,
+    lab_owner: User,
+    lab_viewer: User,
+    other_lab_owner: User,
+    staff: User,
+    django_capture_on_commit_callbacks: Any,
+    settings: Any,
+) -> None:
+    settings.SCORING_SHAPLEY_MAX_SECONDS = 120
+    world = crowd(lab, lab_owner, seed=1)
+    project: Project = world["project"]
+    owner = client_for(lab_owner)
+    assert (
+        client_for(lab_viewer).post(f"/api/v1/projects/{project.id}/scoring-runs/").status_code
+        == 403
+    )
+    assert (
+        client_for(other_lab_owner).post(f"/api/v1/projects/{project.id}/scoring-runs/").status_code
+        == 404
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        started = owner.post(f"/api/v1/projects/{project.id}/scoring-runs/")
+    assert started.status_code == 202 and started.json()["status"] == "queued"
+    run = owner.get(f"/api/v1/scoring-runs/{started.json()['id']}/").json()
+    assert run["status"] == "succeeded" and set(run["timings"]) >= {"load", "gold", "impact"}
+    assert client_for(staff).get(f"/api/v1/scoring-runs/{run['id']}/").status_code == 200
+    assert client_for(other_lab_owner).get(f"/api/v1/scoring-runs/{run['id']}/").status_code == 404
+
+    rows = client_for(lab_viewer).get(f"/api/v1/projects/{project.id}/contributors/").json()
+    assert len(rows) == 7
+    body = str(rows)
+    for expert in world["experts"].values():
+        assert expert.email not in body and expert.name not in body
+    first = rows[0]
+    assert first["pseudonym"].startswith("expert-") and set(first["gold"]) == {
+        "mean",
+        "low",
+        "high",
+        "n",
+    }
+    assert set(first["impact"]) == {"value", "se", "per_label"}
+    assert (
+        client_for(other_lab_owner).get(f"/api/v1/projects/{project.id}/contributors/").status_code
+        == 404
+    )
+
+    mine = client_for(world["experts"]["careful"]).get("/api/v1/me/scores/").json()
+    assert len(mine) == 1 and mine[0]["project"] == project.id and "pseudonym" not in mine[0]
+    assert client_for(lab_owner).get("/api/v1/me/scores/").json() == []
+
+
+def test_tier_feeds_payouts(scored: dict[str, Any]) -> None:
+    from scoring.selectors import contributor_tier
+
+    project = scored["project"]
+    assert contributor_tier(expert=scored["experts"]["adversary"], project=project) == "probation"
+    assert contributor_tier(expert=UserFactory(), project=project) == "provisional"
