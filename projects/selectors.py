@@ -212,6 +212,11 @@ def project_stats(*, project: Project) -> dict[str, Any]:
 
     spent = _accepted_labels_cost(project, accepted)
     labels = label_counts["labels"]
+    from payouts.selectors import project_can_pay_one_task
+    from scoring.selectors import latest_succeeded_run
+
+    run = latest_succeeded_run(project=project)
+    alphas = (run.summary.get("alpha") or {}) if run else {}
     return {
         "status": project.status,
         "progress": {
@@ -225,12 +230,29 @@ def project_stats(*, project: Project) -> dict[str, Any]:
         },
         "rubric_version": rubric.number if rubric else None,
         "preference": dict(preferences) if project.task_type == TaskType.PAIRWISE else None,
-        "dimensions": [_distribution(dimension, values[dimension.key]) for dimension in dimensions],
+        "dimensions": [
+            {
+                **_distribution(dimension, values[dimension.key]),
+                # Krippendorff's alpha from the latest scoring run: a badly defined dimension
+                # shows up here as an alpha near zero.
+                "alpha": alphas.get(f"dim:{dimension.key}"),
+            }
+            for dimension in dimensions
+        ],
+        "agreement": None
+        if run is None
+        else {
+            "scoring_run": run.pk,
+            "alpha": alphas,
+            "dawid_skene": run.summary.get("dawid_skene"),
+        },
         "budget": {
             "currency": project.currency,
             "cap": project.budget,
             "spent": spent,
             "left": (project.budget - spent) if project.budget is not None else None,
+            # False once escrow minus reservations cannot pay one more task: claims stop.
+            "can_serve": project_can_pay_one_task(project=project),
         },
         "cost_per_accepted_label": (spent / labels) if labels else None,
     }

@@ -53,7 +53,14 @@ def test_stats_report_progress_distributions_and_cost(
     assert correctness["counts"]["2"] == 3 and correctness["counts"]["7"] == 2
     safety = next(d for d in stats["dimensions"] if d["key"] == "safety")
     assert safety["counts"] == {"0": 2, "1": 4}
-    assert stats["budget"] == {"currency": "usd", "cap": 500000, "spent": 450, "left": 499550}
+    assert stats["budget"] == {
+        "currency": "usd",
+        "cap": 500000,
+        "spent": 450,
+        "left": 499550,
+        "can_serve": False,  # never funded: escrow is empty
+    }
+    assert stats["agreement"] is None  # no scoring run yet
     assert stats["cost_per_accepted_label"] == 150
 
 

@@ -203,3 +203,33 @@ def test_tier_feeds_payouts(scored: dict[str, Any]) -> None:
     project = scored["project"]
     assert contributor_tier(expert=scored["experts"]["adversary"], project=project) == "probation"
     assert contributor_tier(expert=UserFactory(), project=project) == "provisional"
+
+
+def test_stats_show_alpha_per_dimension_after_a_run(
+    client_for: Client, lab: Lab, lab_owner: User
+) -> None:
+    project = make_project(lab, lab_owner)
+    items = [
+        Item.objects.create(project=project, external_id=f"s{i}", prompt="p", responses=["x", "y"])
+        for i in range(12)
+    ]
+    experts = [UserFactory() for _ in range(3)]
+    rng = np.random.default_rng(3)
+    for item in items:
+        for expert in experts:
+            # correctness agrees closely; safety is coin flips: a badly defined dimension
+            correctness = [6, 2]
+            safety = [int(rng.integers(0, 2)), int(rng.integers(0, 2))]
+            make_submission(
+                item,
+                expert,
+                {"preference": "a", "answers": {"correctness": correctness, "safety": safety}},
+            )
+    services.scoring_run_execute(
+        run_id=services.scoring_run_create(project=project, created_by=lab_owner).pk
+    )
+    stats = client_for(lab_owner).get(f"/api/v1/projects/{project.id}/stats/").json()
+    alphas = {row["key"]: row["alpha"] for row in stats["dimensions"]}
+    assert alphas["correctness"] == pytest.approx(1.0)
+    assert alphas["safety"] < 0.3
+    assert stats["agreement"]["scoring_run"] > 0
