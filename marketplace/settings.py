@@ -376,3 +376,7 @@ SCORING_SHAPLEY_MAX_SECONDS = env.float("SCORING_SHAPLEY_MAX_SECONDS", default=6
 SCORING_SHAPLEY_TRUNCATION = env.float("SCORING_SHAPLEY_TRUNCATION", default=0.001)
 # A periodic task re-scores an open project once this many new labels arrived.
 SCORING_RESCORE_AFTER_LABELS = env.int("SCORING_RESCORE_AFTER_LABELS", default=50)
+# Fan Shapley batches out over Celery workers (a chord per round) when a broker is configured.
+SCORING_SHAPLEY_FANOUT = env.bool("SCORING_SHAPLEY_FANOUT", default=bool(CELERY_BROKER_URL))
+SCORING_SHAPLEY_BATCHES_PER_ROUND = env.int("SCORING_SHAPLEY_BATCHES_PER_ROUND", default=4)
+SCORING_SHAPLEY_PAIRS_PER_BATCH = env.int("SCORING_SHAPLEY_PAIRS_PER_BATCH", default=8)

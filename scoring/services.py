@@ -26,7 +26,14 @@ from scoring.engine.dawid_skene import dawid_skene
 from scoring.engine.gold import GoldDimension, gold_item_score, gold_posterior
 from scoring.engine.majority import majority_vote
 from scoring.engine.reward_model import featurise, fit_reward_model, pairwise_accuracy
-from scoring.engine.shapley import ShapleyEstimate, shapley
+from scoring.engine.shapley import (
+    MAX_EXACT_PLAYERS,
+    PermutationBatch,
+    ShapleyEstimate,
+    merge_batches,
+    permutation_batch,
+    shapley,
+)
 from scoring.engine.tiers import (
     FlagInputs,
     composite,
@@ -164,10 +171,9 @@ def _features(item: Item) -> np.ndarray:
     return featurise([f"{item.prompt}\n{response}" for response in item.responses])
 
 
-def _impact(
-    project: Project, labels: Labels, seed: int
-) -> tuple[ShapleyEstimate | None, dict[int, int]]:
-    """Shapley impact of each contributor on reward-model eval accuracy (pairwise projects)."""
+def _utility(project: Project, labels: Labels) -> tuple[Any, dict[int, int]]:
+    """The coalition utility of a pairwise project's contributors (None when there is nothing
+    to evaluate on), and each contributor's number of train labels."""
     if project.task_type != TaskType.PAIRWISE or not labels.experts:
         return None, {}
     evaluation_rows = []
@@ -201,19 +207,25 @@ def _impact(
         train=np.asarray(train).reshape(-1, dimension),
         evaluation=np.asarray(evaluation_rows),
     )
-    estimate = shapley(
-        utility,
-        len(labels.experts),
-        seed=seed,
-        target_standard_error=settings.SCORING_SHAPLEY_TARGET_SE,
-        max_seconds=settings.SCORING_SHAPLEY_MAX_SECONDS,
-        truncation_tolerance=settings.SCORING_SHAPLEY_TRUNCATION,
+    return utility, dict(counts)
+
+
+def _fail(run_id: int, error: BaseException) -> None:
+    ScoringRun.objects.filter(pk=run_id).update(
+        status=ScoringRunStatus.FAILED,
+        finished_at=timezone.now(),
+        error=f"{type(error).__name__}: {error}"[:5000],
     )
-    return estimate, dict(counts)
 
 
 def scoring_run_execute(*, run_id: int) -> ScoringRun:
-    """Compute and store a run's snapshots. Safe to call again: a finished run is left alone."""
+    """Compute and store a run's snapshots. Safe to call again: a finished run is left alone.
+
+    Shapley over more than MAX_EXACT_PLAYERS contributors fans out over Celery workers when
+    SCORING_SHAPLEY_FANOUT is on (a broker is configured): rounds of permutation batches run as
+    a chord whose body merges them (exactly: sums and sums of squares) and either finishes the
+    run or starts another round. Otherwise everything runs here.
+    """
     claimed = ScoringRun.objects.filter(pk=run_id, status=ScoringRunStatus.QUEUED).update(
         status=ScoringRunStatus.RUNNING, started_at=timezone.now()
     )
@@ -221,18 +233,123 @@ def scoring_run_execute(*, run_id: int) -> ScoringRun:
     if not claimed:
         return run
     try:
-        _compute(run)
+        started = time.perf_counter()
+        labels = _load(run.project, run.submission_high_water)
+        utility, train_counts = _utility(run.project, labels)
+        n_players = len(labels.experts)
+        if (
+            utility is not None
+            and n_players > MAX_EXACT_PLAYERS
+            and settings.SCORING_SHAPLEY_FANOUT
+        ):
+            everyone = np.ones(n_players, dtype=bool)
+            parameters = dict(run.parameters)
+            parameters["fanout"] = {
+                "v_full": utility.evaluate(everyone, None)[0],
+                "v_empty": utility.evaluate(~everyone, None)[0],
+                "round": 0,
+                "merged": None,
+                "started": time.time(),
+                "load_seconds": round(time.perf_counter() - started, 4),
+            }
+            ScoringRun.objects.filter(pk=run.pk).update(parameters=parameters)
+            _dispatch_round(run.pk, 0)
+            return ScoringRun.objects.get(pk=run.pk)
+        estimate = None
+        if utility is not None:
+            estimate = shapley(
+                utility,
+                n_players,
+                seed=run.seed,
+                target_standard_error=settings.SCORING_SHAPLEY_TARGET_SE,
+                max_seconds=settings.SCORING_SHAPLEY_MAX_SECONDS,
+                truncation_tolerance=settings.SCORING_SHAPLEY_TRUNCATION,
+            )
+        _compute(run, labels, estimate, train_counts)
     except Exception as error:
-        ScoringRun.objects.filter(pk=run.pk).update(
-            status=ScoringRunStatus.FAILED,
-            finished_at=timezone.now(),
-            error=f"{type(error).__name__}: {error}"[:5000],
-        )
+        _fail(run.pk, error)
         raise
     return ScoringRun.objects.get(pk=run.pk)
 
 
-def _compute(run: ScoringRun) -> None:
+def _dispatch_round(run_id: int, round_number: int) -> None:
+    from celery import chord
+
+    from scoring import tasks
+
+    seeds = [
+        round_number * settings.SCORING_SHAPLEY_BATCHES_PER_ROUND + index
+        for index in range(settings.SCORING_SHAPLEY_BATCHES_PER_ROUND)
+    ]
+    header = [
+        tasks.shapley_batch_task.s(run_id, seed, settings.SCORING_SHAPLEY_PAIRS_PER_BATCH)
+        for seed in seeds
+    ]
+    chord(header)(tasks.scoring_run_merge_task.s(run_id))
+
+
+def shapley_batch(*, run_id: int, seed: int, pairs: int) -> dict[str, Any]:
+    """One batch of antithetic permutations for a fanned-out run (runs on any worker)."""
+    run = ScoringRun.objects.select_related("project").get(pk=run_id)
+    labels = _load(run.project, run.submission_high_water)
+    utility, _ = _utility(run.project, labels)
+    fanout = run.parameters["fanout"]
+    batch = permutation_batch(
+        utility,
+        len(labels.experts),
+        pairs=pairs,
+        seed=run.seed * 1_000_003 + seed,
+        v_empty=fanout["v_empty"],
+        v_full=fanout["v_full"],
+        truncation_tolerance=settings.SCORING_SHAPLEY_TRUNCATION,
+    )
+    return batch.as_dict()
+
+
+def scoring_run_merge(*, run_id: int, batches: list[dict[str, Any]]) -> ScoringRun:
+    """Merge a round's batches; finish the run, or start another round until the standard
+    errors meet the target or the time budget is spent."""
+    try:
+        with transaction.atomic():
+            run = ScoringRun.objects.select_for_update().select_related("project").get(pk=run_id)
+            if run.status != ScoringRunStatus.RUNNING:
+                return run
+            parameters = dict(run.parameters)
+            fanout = dict(parameters["fanout"])
+            merged = [PermutationBatch.from_dict(batch) for batch in batches]
+            if fanout["merged"] is not None:
+                merged.append(PermutationBatch.from_dict(fanout["merged"]))
+            total = merged[0]
+            for batch in merged[1:]:
+                total = total + batch
+            fanout["merged"] = total.as_dict()
+            fanout["round"] += 1
+            parameters["fanout"] = fanout
+            ScoringRun.objects.filter(pk=run.pk).update(parameters=parameters)
+        estimate = merge_batches([total], v_empty=fanout["v_empty"], v_full=fanout["v_full"])
+        elapsed = time.time() - fanout["started"]
+        done = (
+            float(estimate.standard_errors.max()) < settings.SCORING_SHAPLEY_TARGET_SE
+            or elapsed > settings.SCORING_SHAPLEY_MAX_SECONDS
+        )
+        if not done:
+            _dispatch_round(run_id, fanout["round"])
+            return run
+        labels = _load(run.project, run.submission_high_water)
+        _, train_counts = _utility(run.project, labels)
+        _compute(run, labels, estimate, train_counts)
+    except Exception as error:
+        _fail(run_id, error)
+        raise
+    return ScoringRun.objects.get(pk=run_id)
+
+
+def _compute(
+    run: ScoringRun,
+    labels: Labels,
+    estimate: ShapleyEstimate | None,
+    train_counts: dict[int, int],
+) -> None:
     project = run.project
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -243,7 +360,6 @@ def _compute(run: ScoringRun) -> None:
         timings[stage] = round(now - clock, 4)
         clock = now
 
-    labels = _load(project, run.submission_high_water)
     lap("load")
     n_experts = len(labels.experts)
 
@@ -328,8 +444,7 @@ def _compute(run: ScoringRun) -> None:
     summary["alpha"] = {**summary.get("alpha", {}), **_dimension_alphas(labels, work)}
     lap("agreement_and_consensus")
 
-    # 4. Impact.
-    estimate, train_counts = _impact(project, labels, run.seed)
+    # 4. Impact (computed by the caller: in process, or merged from the workers' batches).
     if estimate is not None:
         summary["v_full"] = estimate.v_full
         summary["v_empty"] = estimate.v_empty

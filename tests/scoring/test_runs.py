@@ -233,3 +233,37 @@ def test_stats_show_alpha_per_dimension_after_a_run(
     assert alphas["correctness"] == pytest.approx(1.0)
     assert alphas["safety"] < 0.3
     assert stats["agreement"]["scoring_run"] > 0
+
+
+def test_shapley_fans_out_over_celery_in_rounds_and_merges_exactly(
+    lab: Lab, lab_owner: User, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    settings.SCORING_SHAPLEY_FANOUT = True
+    settings.SCORING_SHAPLEY_TARGET_SE = 0.05
+    settings.SCORING_SHAPLEY_BATCHES_PER_ROUND = 2
+    settings.SCORING_SHAPLEY_PAIRS_PER_BATCH = 3
+    world = crowd(lab, lab_owner, seed=2)
+    project = world["project"]
+    # 7 personas + 7 more average experts: 14 players, beyond exact enumeration.
+    rng = np.random.default_rng(9)
+    for extra in range(7):
+        expert = UserFactory()
+        for item in Item.objects.filter(project=project):
+            truth = world["truth"][item.pk]
+            answer = truth if rng.random() < 0.8 else ("b" if truth == "a" else "a")
+            make_submission(item, expert, {"preference": answer, "answers": {}})
+    run = services.scoring_run_create(project=project, created_by=lab_owner)
+    services.scoring_run_execute(run_id=run.pk)  # eager Celery: the chord runs inline
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error
+    fanout = run.parameters["fanout"]
+    assert fanout["round"] >= 1 and fanout["merged"]["samples"] == fanout["round"] * 6
+    assert run.summary["shapley"] == {
+        "exact": False,
+        "samples": fanout["merged"]["samples"],
+        "evaluations": fanout["merged"]["evaluations"],
+    }
+    total = sum(ContributorScore.objects.filter(run=run).values_list("impact_value", flat=True))
+    assert total == pytest.approx(
+        run.summary["v_full"] - run.summary["v_empty"], abs=settings.SCORING_SHAPLEY_TRUNCATION * 2
+    )
