@@ -246,7 +246,7 @@ def test_shapley_fans_out_over_celery_in_rounds_and_merges_exactly(
     project = world["project"]
     # 7 personas + 7 more average experts: 14 players, beyond exact enumeration.
     rng = np.random.default_rng(9)
-    for extra in range(7):
+    for _ in range(7):
         expert = UserFactory()
         for item in Item.objects.filter(project=project):
             truth = world["truth"][item.pk]
