@@ -48,6 +48,8 @@ class ExpertProfile(models.Model):
     languages = models.JSONField(default=list, blank=True)
     links = models.JSONField(default=list, blank=True)
     availability_hours_per_week = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Opt-in: labs may see reputation earned on other labs' projects (never who those were).
+    share_reputation = models.BooleanField(default=False)
     suspended_at = models.DateTimeField(null=True, blank=True)
     suspension_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -56,6 +56,7 @@ class ProfileSerializer(serializers.ModelSerializer):
             "languages",
             "links",
             "availability_hours_per_week",
+            "share_reputation",
             "skills",
             "is_suspended",
             "updated_at",
@@ -88,6 +89,7 @@ class ProfileUpdateSerializer(serializers.Serializer):
         min_value=0, max_value=168, allow_null=True, required=False
     )
     skills = SkillLevelSerializer(many=True, required=False)
+    share_reputation = serializers.BooleanField(required=False)
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):

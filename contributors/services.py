@@ -32,7 +32,16 @@ from marketplace.models import User
 # Profile fields an expert may set. Anything else (verified levels, tiers, staff flags, payout
 # data...) is refused by the API before it reaches here.
 PROFILE_FIELDS = frozenset(
-    {"headline", "bio", "domains", "country", "languages", "links", "availability_hours_per_week"}
+    {
+        "headline",
+        "bio",
+        "domains",
+        "country",
+        "languages",
+        "links",
+        "availability_hours_per_week",
+        "share_reputation",
+    }
 )
 EXPIRY_REMINDER_DAYS = 30
 # The sample of questions drawn per attempt comes from a CSPRNG: an expert must not be able to

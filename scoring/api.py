@@ -13,7 +13,15 @@ from rest_framework.views import APIView
 
 from contributors.selectors import pseudonym_from_secret
 from marketplace import selectors as marketplace_selectors
-from marketplace.permissions import LAB_MANAGE_ROLES, LAB_READ_ROLES, IsPerson, request_person
+from marketplace.models import User
+from marketplace.permissions import (
+    LAB_MANAGE_ROLES,
+    LAB_READ_ROLES,
+    IsPerson,
+    IsStaff,
+    lab_for_caller,
+    request_person,
+)
 from projects.api import lab_project
 from projects.models import Project
 from scoring import selectors, services
@@ -166,3 +174,41 @@ class MyScoresView(APIView):
             for score in selectors.expert_scores(expert=request_person(request))
         ]
         return Response(MyScoreSerializer(rows, many=True).data)
+
+
+class ReputationSerializer(serializers.Serializer):
+    domain = serializers.CharField()
+    projects = serializers.IntegerField()
+    n_labels = serializers.IntegerField()
+    gold = serializers.DictField(allow_null=True)
+    agreement = serializers.DictField(allow_null=True)
+    composite = serializers.FloatField(allow_null=True)
+    tier = serializers.CharField()
+
+
+class AdminExpertReputationView(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        responses=ReputationSerializer(many=True),
+        summary="An expert's reputation per domain over every project (staff)",
+    )
+    def get(self, request: Request, user_id: int) -> Response:
+        expert = get_object_or_404(User, pk=user_id)
+        rows = selectors.expert_reputation(expert=expert)
+        return Response(ReputationSerializer(rows, many=True).data)
+
+
+class LabContributorReputationView(APIView):
+    @extend_schema(
+        responses=ReputationSerializer(many=True),
+        summary="A contributor's reputation, by pseudonym: from this lab's projects only, "
+        "unless the expert opted in to sharing",
+    )
+    def get(self, request: Request, lab_id: int, pseudonym: str) -> Response:
+        lab_for_caller(request=request, lab_id=lab_id, roles=LAB_READ_ROLES)
+        expert = selectors.lab_contributor_by_pseudonym(lab_id=lab_id, pseudonym=pseudonym)
+        if expert is None:
+            raise exceptions.NotFound()
+        rows = selectors.expert_reputation(expert=expert, lab_id=lab_id)
+        return Response(ReputationSerializer(rows, many=True).data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Max
@@ -69,3 +70,95 @@ def expert_scores(*, expert: Any) -> list[ContributorScore]:
         .select_related("run__project")
         .order_by("-run_id")
     )
+
+
+@dataclass(frozen=True)
+class Reputation:
+    """An expert's standing in a domain, pooled over projects and weighted by evidence."""
+
+    domain: str
+    projects: int
+    n_labels: int
+    gold: dict[str, float | int] | None
+    agreement: dict[str, float | int] | None
+    composite: float | None
+    tier: str
+
+
+def expert_reputation(*, expert: Any, lab_id: int | None = None) -> list[Reputation]:
+    """Pool the latest snapshot of each project per domain. Gold pools the Beta evidence (the
+    sum of g is n x (mean x (n + 2) - 1) / n, recovered from each snapshot's posterior mean);
+    agreement and the composite are weighted by their counts.
+
+    `lab_id` limits the evidence to that lab's projects unless the expert opted in to sharing.
+    """
+    from contributors.models import ExpertProfile
+    from scoring.engine.gold import gold_posterior
+    from scoring.engine.tiers import tier_for
+
+    scores = expert_scores(expert=expert)
+    if lab_id is not None:
+        shares = ExpertProfile.objects.filter(user=expert, share_reputation=True).exists()
+        if not shares:
+            scores = [score for score in scores if score.run.project.lab_id == lab_id]
+    by_domain: dict[str, list[ContributorScore]] = {}
+    for score in scores:
+        by_domain.setdefault(score.run.project.domain or "general", []).append(score)
+    rows = []
+    for domain, group in sorted(by_domain.items()):
+        gold_scores: list[float] = []
+        for score in group:
+            if score.gold_mean is None or not score.gold_n:
+                continue
+            successes = score.gold_mean * (score.gold_n + 2) - 1
+            share = min(max(successes / score.gold_n, 0.0), 1.0)
+            gold_scores += [share] * score.gold_n
+        posterior = gold_posterior(gold_scores) if gold_scores else None
+        agreement_n = sum(score.agreement_n for score in group if score.agreement_rate is not None)
+        agreement = (
+            sum(
+                score.agreement_rate * score.agreement_n
+                for score in group
+                if score.agreement_rate is not None
+            )
+            / agreement_n
+            if agreement_n
+            else None
+        )
+        weighted = [
+            (score.composite, score.n_labels) for score in group if score.composite is not None
+        ]
+        weight = sum(n for _, n in weighted)
+        composite = sum(q * n for q, n in weighted) / weight if weight else None
+        gold_n = posterior.n if posterior else 0
+        rows.append(
+            Reputation(
+                domain=domain,
+                projects=len(group),
+                n_labels=sum(score.n_labels for score in group),
+                gold=None
+                if posterior is None
+                else {
+                    "mean": posterior.mean,
+                    "low": posterior.low,
+                    "high": posterior.high,
+                    "n": gold_n,
+                },
+                agreement=None if agreement is None else {"rate": agreement, "n": agreement_n},
+                composite=composite,
+                tier=tier_for(composite, gold_n),
+            )
+        )
+    return rows
+
+
+def lab_contributor_by_pseudonym(*, lab_id: int, pseudonym: str) -> Any:
+    """The expert behind a lab-stable pseudonym, among those who worked for this lab."""
+    from contributors.selectors import pseudonym_from_secret
+    from marketplace.models import User
+
+    workers = User.objects.filter(submissions__project__lab_id=lab_id).distinct()
+    for worker in workers.only("id", "pseudonym_secret"):
+        if pseudonym_from_secret(worker.pseudonym_secret, lab_id) == pseudonym:
+            return worker
+    return None

@@ -15,4 +15,14 @@ urlpatterns = [
         name="project-contributors",
     ),
     path("me/scores/", api.MyScoresView.as_view(), name="me-scores"),
+    path(
+        "admin/experts/<int:user_id>/reputation/",
+        api.AdminExpertReputationView.as_view(),
+        name="admin-expert-reputation",
+    ),
+    path(
+        "labs/<int:lab_id>/contributors/<str:pseudonym>/reputation/",
+        api.LabContributorReputationView.as_view(),
+        name="lab-contributor-reputation",
+    ),
 ]

@@ -267,3 +267,73 @@ def test_shapley_fans_out_over_celery_in_rounds_and_merges_exactly(
     assert total == pytest.approx(
         run.summary["v_full"] - run.summary["v_empty"], abs=settings.SCORING_SHAPLEY_TRUNCATION * 2
     )
+
+
+def test_reputation_pools_projects_per_domain_and_respects_lab_visibility(
+    client_for: Client,
+    lab: Lab,
+    lab_owner: User,
+    other_lab: Lab,
+    other_lab_owner: User,
+    staff: User,
+) -> None:
+    from contributors.selectors import expert_pseudonym
+
+    expert = UserFactory()
+    snapshots = [(lab, lab_owner, 0.9, 10), (other_lab, other_lab_owner, 0.5, 30)]
+    for owner_lab, owner, composite_q, n in snapshots:
+        project = make_project(owner_lab, owner, domain="medicine")
+        item = Item.objects.create(
+            project=project, external_id="r", prompt="p", responses=["a", "b"]
+        )
+        make_submission(item, expert, {"preference": "a", "answers": {}})
+        run = ScoringRun.objects.create(project=project, status="succeeded")
+        ContributorScore.objects.create(
+            run=run,
+            expert=expert,
+            n_labels=n,
+            gold_mean=0.8,
+            gold_low=0.6,
+            gold_high=0.9,
+            gold_n=8,
+            agreement_rate=composite_q,
+            agreement_n=n,
+            composite=composite_q,
+            tier="gold",
+        )
+    staff_rows = client_for(staff).get(f"/api/v1/admin/experts/{expert.pk}/reputation/").json()
+    assert [(row["domain"], row["projects"], row["n_labels"]) for row in staff_rows] == [
+        ("medicine", 2, 40)
+    ]
+    assert staff_rows[0]["composite"] == pytest.approx((0.9 * 10 + 0.5 * 30) / 40)
+    assert staff_rows[0]["gold"]["n"] == 16
+
+    pseudonym = expert_pseudonym(expert=expert, lab_id=lab.id)
+    lab_rows = (
+        client_for(lab_owner)
+        .get(f"/api/v1/labs/{lab.id}/contributors/{pseudonym}/reputation/")
+        .json()
+    )
+    assert lab_rows[0]["projects"] == 1 and lab_rows[0]["composite"] == pytest.approx(0.9)
+    ExpertProfile.objects.update_or_create(user=expert, defaults={"share_reputation": True})
+    shared = (
+        client_for(lab_owner)
+        .get(f"/api/v1/labs/{lab.id}/contributors/{pseudonym}/reputation/")
+        .json()
+    )
+    assert shared[0]["projects"] == 2
+    assert (
+        client_for(other_lab_owner)
+        .get(f"/api/v1/labs/{lab.id}/contributors/{pseudonym}/reputation/")
+        .status_code
+        == 404
+    )
+    assert (
+        client_for(lab_owner)
+        .get(f"/api/v1/labs/{lab.id}/contributors/expert-nobody/reputation/")
+        .status_code
+        == 404
+    )
+    assert (
+        client_for(expert).get(f"/api/v1/admin/experts/{expert.pk}/reputation/").status_code == 403
+    )
