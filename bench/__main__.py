@@ -14,13 +14,14 @@ from bench.setup import choose_database, django_ready
 def main(selected: list[str]) -> None:
     database = choose_database()
     django_ready()
-    from bench import bench_auth, bench_import, bench_payouts, bench_routing
+    from bench import bench_auth, bench_import, bench_payouts, bench_routing, bench_scoring
 
     benchmarks = {
         "auth": bench_auth.run,
         "import": bench_import.run,
         "payouts": bench_payouts.run,
         "routing": bench_routing.run,
+        "scoring": bench_scoring.run,
     }
     print("# Benchmarks (medians; ratio = baseline time / candidate time; < 1.5x is a tie)")
     print(f"database: {database.split('@')[-1]}")

@@ -79,19 +79,19 @@ def krippendorff_alpha(reliability: NDArray[np.float64], level: str = "nominal")
     values = np.unique(data[~np.isnan(data)])
     if values.size < 2:
         return float("nan")
-    index = {value: position for position, value in enumerate(values)}
     k = values.size
-    coincidence = np.zeros((k, k))
-    for unit in data.T:
-        present = unit[~np.isnan(unit)]
-        m = present.size
-        if m < 2:
-            continue
-        counts = np.zeros(k)
-        for value in present:
-            counts[index[value]] += 1
-        pairs = np.outer(counts, counts) - np.diag(counts)
-        coincidence += pairs / (m - 1)
+    n_units = data.shape[1]
+    present = ~np.isnan(data)
+    unit_of = np.broadcast_to(np.arange(n_units), data.shape)[present]
+    value_of = np.searchsorted(values, data[present])
+    # counts[u, c]: how many raters gave value c to unit u; only pairable units (m >= 2) count.
+    counts = np.bincount(unit_of * k + value_of, minlength=n_units * k).reshape(n_units, k)
+    m = counts.sum(axis=1)
+    pairable = m >= 2
+    counts = counts[pairable].astype(np.float64)
+    weights = 1.0 / (m[pairable] - 1.0)
+    # Sum over units of (n_u n_u^T - diag(n_u)) / (m_u - 1), as two matrix products.
+    coincidence = (counts * weights[:, None]).T @ counts - np.diag(weights @ counts)
     marginals = coincidence.sum(axis=1)
     total = marginals.sum()
     if level == "nominal":

@@ -1,8 +1,9 @@
 """Dawid-Skene EM on sparse labels (SCORING.md section 3).
 
 One confusion matrix per contributor, initialised from (soft) majority vote, log-space E-step,
-and crowd-kit's stopping rule (at most `max_iterations`, stop when the log-likelihood moves less
-than `tolerance`), so results are comparable with crowd-kit's DawidSkene. Work is O(answers x
+and crowd-kit's stopping rule (at most `max_iterations`; stop as soon as the log-likelihood per
+answer improves by less than `tolerance`), so results are comparable with crowd-kit's
+DawidSkene. Work is O(answers x
 classes) per iteration with `np.bincount`; nothing is dense in items x contributors.
 """
 
@@ -108,7 +109,7 @@ def dawid_skene(
         posteriors, log_likelihood = _e_step(
             priors, confusion, items, workers, labels, n_items, n_classes
         )
-        if abs(log_likelihood - previous) < tolerance:
+        if (log_likelihood - previous) / max(labels.size, 1) < tolerance:
             break
         previous = log_likelihood
     answered = np.bincount(items, minlength=n_items) > 0
