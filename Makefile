@@ -26,8 +26,10 @@ migrate: $(STAMP)
 	$(PY) manage.py migrate --no-input
 
 STRIPE_PORT ?= 12111
+DEMO_ITEMS ?= 300
 
 demo: migrate
+	$(PY) manage.py simulate --seed 7 --items $(DEMO_ITEMS)
 	$(PY) manage.py seed_demo
 	@echo "Serving on http://$(HOST):$(PORT)/  (API docs: /api/v1/docs/, health: /healthz)"
 	@# The local Stripe-compatible server runs beside the site and stops with it.

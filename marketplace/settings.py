@@ -325,6 +325,9 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # The Stripe SDK logs every request at INFO; keep its warnings only.
         "stripe": {"level": "WARNING"},
+        # Eager tasks (no broker) still make kombu warn about a missing host: not news.
+        "kombu": {"level": "ERROR"},
+        "celery.app.trace": {"level": "WARNING"},
     },
 }
 
