@@ -255,6 +255,7 @@ def scoring_run_execute(*, run_id: int) -> ScoringRun:
             ScoringRun.objects.filter(pk=run.pk).update(parameters=parameters)
             _dispatch_round(run.pk, 0)
             return ScoringRun.objects.get(pk=run.pk)
+        loaded = time.perf_counter()
         estimate = None
         if utility is not None:
             estimate = shapley(
@@ -265,7 +266,11 @@ def scoring_run_execute(*, run_id: int) -> ScoringRun:
                 max_seconds=settings.SCORING_SHAPLEY_MAX_SECONDS,
                 truncation_tolerance=settings.SCORING_SHAPLEY_TRUNCATION,
             )
-        _compute(run, labels, estimate, train_counts)
+        measured = {
+            "load": round(loaded - started, 4),
+            "impact": round(time.perf_counter() - loaded, 4),
+        }
+        _compute(run, labels, estimate, train_counts, measured)
     except Exception as error:
         _fail(run.pk, error)
         raise
@@ -337,7 +342,8 @@ def scoring_run_merge(*, run_id: int, batches: list[dict[str, Any]]) -> ScoringR
             return run
         labels = _load(run.project, run.submission_high_water)
         _, train_counts = _utility(run.project, labels)
-        _compute(run, labels, estimate, train_counts)
+        measured = {"load": fanout["load_seconds"], "impact": round(elapsed, 4)}
+        _compute(run, labels, estimate, train_counts, measured)
     except Exception as error:
         _fail(run_id, error)
         raise
@@ -349,9 +355,11 @@ def _compute(
     labels: Labels,
     estimate: ShapleyEstimate | None,
     train_counts: dict[int, int],
+    measured: dict[str, float] | None = None,
 ) -> None:
+    """`measured`: seconds of the stages done before (loading, Shapley), for the timings."""
     project = run.project
-    timings: dict[str, float] = {}
+    timings: dict[str, float] = dict(measured or {})
     clock = time.perf_counter()
 
     def lap(stage: str) -> None:
@@ -360,7 +368,6 @@ def _compute(
         timings[stage] = round(now - clock, 4)
         clock = now
 
-    lap("load")
     n_experts = len(labels.experts)
 
     # 1. Gold.
@@ -445,6 +452,7 @@ def _compute(
     lap("agreement_and_consensus")
 
     # 4. Impact (computed by the caller: in process, or merged from the workers' batches).
+    clock = time.perf_counter()
     if estimate is not None:
         summary["v_full"] = estimate.v_full
         summary["v_empty"] = estimate.v_empty
@@ -453,7 +461,6 @@ def _compute(
             "samples": estimate.samples,
             "evaluations": estimate.evaluations,
         }
-    lap("impact")
 
     # 5. Composite, tiers, suspensions, flags.
     per_label = np.full(n_experts, np.nan)
