@@ -23,6 +23,7 @@ from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from contributors import selectors as contributor_selectors
+from contributors.models import ExpertProfile
 from marketplace.errors import Conflict, DomainError, Gone
 from marketplace.models import User
 from projects.answers import dimension_specs, validate_answer
@@ -183,18 +184,24 @@ def assignment_claim(*, expert: User, project: Project) -> Claim | None:
     if rubric is None:
         return None
     leases_expire(project=project)
-    mine = Assignment.objects.filter(project=project, expert=expert).aggregate(
-        served=Count("id"), active=Count("id", filter=Q(status=AssignmentStatus.ACTIVE))
-    )
-    active = mine["active"]
-    if active >= project.max_active_leases:
-        raise NotQualified(
-            f"You already hold {active} tasks in this project (the limit is "
-            f"{project.max_active_leases}). Submit or release one first."
-        )
     price = task_price_ceiling(project)
     now = timezone.now()
+    ExpertProfile.objects.get_or_create(user=expert)
     with transaction.atomic():
+        # One expert's claims run one at a time (lock order: expert profile, project, item).
+        # Without it, two concurrent claims of the same expert could both pass the lease cap,
+        # and both pick the same item: PostgreSQL re-checks a row locked after a concurrent
+        # commit, but not the "never given to this expert" subquery's snapshot.
+        ExpertProfile.objects.select_for_update().get(user=expert)
+        mine = Assignment.objects.filter(project=project, expert=expert).aggregate(
+            served=Count("id"), active=Count("id", filter=Q(status=AssignmentStatus.ACTIVE))
+        )
+        active = mine["active"]
+        if active >= project.max_active_leases:
+            raise NotQualified(
+                f"You already hold {active} tasks in this project (the limit is "
+                f"{project.max_active_leases}). Submit or release one first."
+            )
         headroom = project_funds_left(project)
         if headroom < price * BUDGET_LOCK_HEADROOM_TASKS:
             # Near the end of the money: serialise on the project row and look again.
