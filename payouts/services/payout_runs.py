@@ -595,9 +595,29 @@ def _execute_lines(
     return report
 
 
+def _alert_staff(subject: str, message: str) -> None:
+    """Email every active staff member (after commit, never inside a money transaction)."""
+    from django.core.mail import send_mail
+
+    recipients = list(
+        User.objects.filter(is_staff=True, is_active=True).values_list("email", flat=True)
+    )
+    if recipients:
+        transaction.on_commit(
+            lambda: send_mail(
+                subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{subject}",
+                message=message,
+                from_email=None,
+                recipient_list=recipients,
+                fail_silently=True,
+            )
+        )
+
+
 def _stop(run: PayoutRun, status: str, alert: str) -> None:
     logger.warning("payout run %s stopped: %s", run.pk, alert)
     PayoutRun.objects.filter(pk=run.pk).update(status=status, alert=alert)
+    _alert_staff(f"Payout run {run.pk} stopped", alert)
 
 
 def payout_line_retry(*, line: PayoutLine) -> PayoutLine:
@@ -719,6 +739,13 @@ def payout_run_reconcile(*, run: PayoutRun) -> dict[str, Any]:
         "clean": not differences and ledger.is_clean,
     }
     PayoutRun.objects.filter(pk=run.pk).update(reconciliation=report)
+    if not report["clean"]:
+        _alert_staff(
+            f"Payout run {run.pk} does not reconcile",
+            "Differences between the ledger and Stripe:\n"
+            + "\n".join(str(difference) for difference in differences)
+            + f"\nLedger clean: {ledger.is_clean}",
+        )
     return report
 
 

@@ -420,3 +420,34 @@ def test_bonus_pool_is_split_by_positive_impact_among_eligible_tiers(
     probation_adjustment = -1_500  # 3,000 x -0.5
     assert escrow_before - escrow_after == 487 + 162 + gold_adjustment + probation_adjustment
     assert_one_transfer_per_sent_line(stripe_local, run)
+
+
+def test_stops_and_reconciliation_differences_are_emailed_to_staff(
+    world: dict[str, Any],
+    staff: User,
+    stripe_local: LocalStripe,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from django.core import mail
+
+    stripe_local.state.balance["usd"] = 500
+    run = make_run(staff)
+    with django_capture_on_commit_callbacks(execute=True):
+        payout_runs.payout_run_execute(run=run)
+    assert any(
+        "stopped" in message.subject and message.to == [staff.email] for message in mail.outbox
+    )
+    # A transfer Stripe made that no line knows about is a difference.
+    stripe_local.state.balance["usd"] += 10
+    stripe_local.server.stripe.transfer_create(
+        {
+            "amount": "5",
+            "currency": "usd",
+            "destination": world["experts"][0].payout_account.stripe_account_id,
+            "transfer_group": run.transfer_group,
+        }
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        report = payout_runs.payout_run_reconcile(run=run)
+    assert report["clean"] is False
+    assert any("does not reconcile" in message.subject for message in mail.outbox)
