@@ -49,7 +49,8 @@ lint: $(STAMP)
 	$(BIN)/mypy marketplace contributors projects payouts scoring
 
 bench: $(STAMP)
-	$(PY) -m bench
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e ".[dev,bench]"
+	$(PY) -m bench $(BENCH)
 
 worker: $(STAMP)
 	$(BIN)/celery -A marketplace worker --loglevel=INFO
