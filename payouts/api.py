@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from marketplace.errors import Conflict
 from marketplace.fields import MoneyAmountField
 from marketplace.models import User
 from marketplace.permissions import (
@@ -248,16 +249,7 @@ class AdminPayoutRunExecuteView(APIView):
     def post(self, request: Request, run_id: int) -> Response:
         run = get_object_or_404(PayoutRun, pk=run_id)
         if run.status == "draft":
-            return Response(
-                {
-                    "error": {
-                        "code": "not_approved",
-                        "message": "The run is not approved yet.",
-                        "details": None,
-                    }
-                },
-                status=status.HTTP_409_CONFLICT,
-            )
+            raise Conflict("The run is not approved yet.", code="not_approved")
         transaction.on_commit(lambda: tasks.payout_run_execute_task.delay(run.pk))
         return Response(PayoutRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 

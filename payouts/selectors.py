@@ -25,3 +25,18 @@ def task_price_ceiling(*, project: Any) -> int:
 
 def project_can_pay_one_task(*, project: Any) -> bool:
     return project_escrow_balance(project=project) >= task_price_ceiling(project=project)
+
+
+def project_spent(*, project: Any) -> int:
+    """What the project has paid out of escrow for labels so far: base earnings net of
+    reversals, plus tier adjustments and bonuses booked at payout (minor units)."""
+    from django.db.models import Sum
+
+    from payouts.models import LedgerEntry
+
+    total = LedgerEntry.objects.filter(
+        account__kind=AccountKind.PROJECT_ESCROW,
+        account__project=project,
+        transaction__kind__in=("earning", "earning_reversal", "tier_adjustment", "bonus"),
+    ).aggregate(total=Sum("amount"))["total"]
+    return -int(total or 0)

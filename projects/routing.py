@@ -88,24 +88,11 @@ def project_funds_left(project: Project) -> int:
     )
     left = project_escrow_balance(project=project) - reserved
     if project.budget is not None:
-        spent = project_spent(project)
+        from payouts.selectors import project_spent
+
+        spent = project_spent(project=project)
         left = min(left, project.budget - spent - reserved)
     return left
-
-
-def project_spent(project: Project) -> int:
-    """Base earnings booked on the project so far (minor units)."""
-    from payouts.models import AccountKind, LedgerEntry
-
-    total = (
-        LedgerEntry.objects.filter(
-            account__kind=AccountKind.PROJECT_ESCROW,
-            account__project=project,
-            transaction__kind="earning",
-        ).aggregate(total=Sum("amount"))["total"]
-        or 0
-    )
-    return -int(total)
 
 
 def leases_expire(*, project: Project | None = None, now: Any = None) -> int:

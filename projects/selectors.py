@@ -172,14 +172,6 @@ def _distribution(dimension: Dimension, values: list[Any]) -> dict[str, Any]:
     }
 
 
-def _accepted_labels_cost(project: Project, accepted: QuerySet[Submission]) -> int:
-    """Base-rate cost of the accepted labels, in minor units (tier adjustments come at payout)."""
-    if project.pay_unit == "task":
-        return project.base_rate * accepted.count()
-    seconds = sum(accepted.values_list("seconds_spent", flat=True))
-    return project.base_rate * seconds // 3600
-
-
 def project_stats(*, project: Project) -> dict[str, Any]:
     """Progress, per-dimension distributions, budget and cost per accepted label."""
     items = Item.objects.filter(project=project).aggregate(
@@ -210,7 +202,9 @@ def project_stats(*, project: Project) -> dict[str, Any]:
             for key, value in (answer.get("answers") or {}).items():
                 values[key].extend(value if isinstance(value, list) else [value])
 
-    spent = _accepted_labels_cost(project, accepted)
+    from payouts.selectors import project_spent
+
+    spent = project_spent(project=project)
     labels = label_counts["labels"]
     from payouts.selectors import project_can_pay_one_task
     from scoring.selectors import latest_succeeded_run

@@ -657,6 +657,11 @@ def payout_event_apply(*, event_type: str, obj: dict[str, Any]) -> tuple[str, st
     if event_type in ("transfer.reversed", "transfer.failed") or obj.get("reversed"):
         with transaction.atomic():
             current = PayoutLine.objects.select_for_update().get(pk=line.pk)
+            if current.status == PayoutLineStatus.SUBMITTING:
+                # Out of order: the reversal arrived before we learned the transfer was made
+                # (its response was lost). The reversal proves it was made: book it, then undo.
+                _mark_sent(current, str(obj["id"]))
+                current.refresh_from_db()
             if current.status not in (PayoutLineStatus.SENT, PayoutLineStatus.PAID):
                 return StripeEventStatus.IGNORED, f"line is {current.status}"
             PayoutLine.objects.filter(pk=line.pk).update(

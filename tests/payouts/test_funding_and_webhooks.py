@@ -232,15 +232,18 @@ def test_payout_account_personas(
     assert not PayoutAccount.objects.exists()
 
 
-def test_out_of_order_account_events_keep_the_latest_state(
-    expert: User, stripe_local: LocalStripe
-) -> None:
-    PayoutAccount.objects.create(user=expert, stripe_account_id="acct_order")
+def test_unknown_account_then_known_account_events(expert: User, stripe_local: LocalStripe) -> None:
+    early = _event(
+        "evt_1", data={"object": {"id": "acct_later", "object": "account", "capabilities": {}}}
+    )
+    assert post_event(early, sign_payload(early, WEBHOOK_SECRET)).status_code == 200
+    assert StripeEvent.objects.get(event_id="evt_1").status == "ignored"
+    PayoutAccount.objects.create(user=expert, stripe_account_id="acct_later")
     active = _event(
         "evt_2",
         data={
             "object": {
-                "id": "acct_order",
+                "id": "acct_later",
                 "object": "account",
                 "capabilities": {"transfers": "active"},
                 "payouts_enabled": True,

@@ -451,3 +451,27 @@ def test_stops_and_reconciliation_differences_are_emailed_to_staff(
         report = payout_runs.payout_run_reconcile(run=run)
     assert report["clean"] is False
     assert any("does not reconcile" in message.subject for message in mail.outbox)
+
+
+def test_out_of_order_transfer_events_reverse_a_line_whose_response_was_lost(
+    world: dict[str, Any], staff: User, stripe_local: LocalStripe
+) -> None:
+    run = make_run(staff)
+    stripe_local.state.faults.drop_next = 1  # Stripe makes the first transfer; we never hear
+    payout_runs.payout_run_execute(run=run)
+    line = run.lines.get(status="submitting")
+    transfer = next(
+        t
+        for t in stripe_local.transfers(run.transfer_group)
+        if t["metadata"]["payout_line"] == str(line.pk)
+    )
+    stripe_local.server.stripe.reversal_create(transfer["id"], {})
+    # Deliver the newest event first: transfer.reversed before this line's transfer.created.
+    stripe_local.queue.reverse()
+    stripe_local.deliver()
+    line.refresh_from_db()
+    assert line.status == "failed"
+    assert balance_of(kind=AccountKind.EXPERT_PAYABLE, currency="usd", user=line.user) == line.total
+    assert ledger_verify().is_clean
+    assert payout_runs.payout_run_execute(run=run).status == "completed"
+    assert len([t for t in stripe_local.transfers(run.transfer_group) if not t["reversed"]]) == 2

@@ -9,8 +9,10 @@ import pytest
 from rest_framework.test import APIClient
 
 from marketplace.models import Lab, User
+from payouts.services import earning_book
 from projects.models import Project
 from tests.marketplace.factories import UserFactory
+from tests.payouts.factories import fund_project
 from tests.projects.factories import make_items, make_project, make_submission
 
 pytestmark = pytest.mark.django_db
@@ -28,9 +30,10 @@ def project(lab: Lab, lab_owner: User) -> Project:
         {"preference": "a", "answers": {"correctness": [7, 2], "safety": [1, 0]}},
         {"preference": "b", "answers": {"correctness": [5, 2], "safety": [1, 1]}},
     ]
+    fund_project(project, 10_000)
     for expert, answer in zip((first, second), answers, strict=True):
-        make_submission(items[0], expert, answer)
-    make_submission(items[1], first, answers[0])
+        earning_book(submission=make_submission(items[0], expert, answer))
+    earning_book(submission=make_submission(items[1], first, answers[0]))
     return project
 
 
@@ -58,7 +61,7 @@ def test_stats_report_progress_distributions_and_cost(
         "cap": 500000,
         "spent": 450,
         "left": 499550,
-        "can_serve": False,  # never funded: escrow is empty
+        "can_serve": True,
     }
     assert stats["agreement"] is None  # no scoring run yet
     assert stats["cost_per_accepted_label"] == 150
