@@ -91,6 +91,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "marketplace.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -108,7 +109,8 @@ WSGI_APPLICATION = "marketplace.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The shell comes first so it can restyle allauth's pages (allauth/layouts/base.html).
+        "DIRS": [BASE_DIR / "marketplace" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [

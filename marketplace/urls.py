@@ -33,6 +33,10 @@ api_v1: list[URLPattern | URLResolver] = [
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("", include("contributors.pages")),
+    path("", include("projects.pages.urls")),
+    path("", include("scoring.pages")),
+    path("", include("payouts.pages")),
     path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),

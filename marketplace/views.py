@@ -1,10 +1,25 @@
-"""The web page shell. Issue-specific pages live in each app."""
+"""The home page: the way into the workbench, the lab console and the desk."""
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+
+from marketplace import selectors
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "marketplace/home.html")
+    # Stripe Checkout returns here (MONEY.md: success and cancel URLs are the site's root).
+    for parameter, text in (
+        ("funded", "Payment received: escrow grows when Stripe confirms."),
+        ("funding_cancelled", "Checkout was cancelled; nothing was charged."),
+    ):
+        raw = request.GET.get(parameter, "")
+        if raw.isdigit() and request.user.is_authenticated:
+            messages.info(request, text)
+            return redirect("console-project", project_id=int(raw))
+    labs = (
+        selectors.lab_list_for_caller(caller=request.user) if request.user.is_authenticated else []
+    )
+    return render(request, "marketplace/home.html", {"labs": labs})

@@ -40,3 +40,37 @@ def project_spent(*, project: Any) -> int:
         transaction__kind__in=("earning", "earning_reversal", "tier_adjustment", "bonus"),
     ).aggregate(total=Sum("amount"))["total"]
     return -int(total or 0)
+
+
+def project_spent_by_day(*, project: Any, since: Any) -> dict[Any, int]:
+    """Spending of `project_spent`, per calendar day (UTC) since a moment, for the dashboard."""
+    from django.db.models import Sum
+    from django.db.models.functions import TruncDate
+
+    from payouts.models import LedgerEntry
+
+    rows = (
+        LedgerEntry.objects.filter(
+            account__kind=AccountKind.PROJECT_ESCROW,
+            account__project=project,
+            transaction__kind__in=("earning", "earning_reversal", "tier_adjustment", "bonus"),
+            transaction__created_at__gte=since,
+        )
+        .annotate(day=TruncDate("transaction__created_at"))
+        .values("day")
+        .annotate(total=Sum("amount"))
+    )
+    return {row["day"]: -int(row["total"] or 0) for row in rows}
+
+
+def payout_account_of(*, user: Any) -> Any:
+    from payouts.models import PayoutAccount
+
+    return PayoutAccount.objects.filter(user=user).first()
+
+
+def payout_runs_needing_attention() -> Any:
+    """Runs an admin has to act on: drafts to approve, approved to execute, stopped runs."""
+    from payouts.models import PayoutRun, PayoutRunStatus
+
+    return PayoutRun.objects.exclude(status=PayoutRunStatus.COMPLETED)

@@ -250,3 +250,18 @@ def project_stats(*, project: Project) -> dict[str, Any]:
         },
         "cost_per_accepted_label": (spent / labels) if labels else None,
     }
+
+
+def project_labels_by_day(*, project: Project, since: Any) -> dict[Any, int]:
+    """Accepted labels per calendar day (UTC) since a moment: the dashboard's throughput."""
+    from django.db.models.functions import TruncDate
+
+    rows = (
+        Submission.objects.filter(
+            project=project, status=SubmissionStatus.ACCEPTED, submitted_at__gte=since
+        )
+        .annotate(day=TruncDate("submitted_at"))
+        .values("day")
+        .annotate(n=Count("id"))
+    )
+    return {row["day"]: row["n"] for row in rows}

@@ -162,3 +162,30 @@ def lab_contributor_by_pseudonym(*, lab_id: int, pseudonym: str) -> Any:
         if pseudonym_from_secret(worker.pseudonym_secret, lab_id) == pseudonym:
             return worker
     return None
+
+
+def expert_score_history(*, expert: Any) -> dict[int, list[ContributorScore]]:
+    """Per project, the expert's snapshots in every succeeded run, oldest first (for charts)."""
+    history: dict[int, list[ContributorScore]] = {}
+    rows = (
+        ContributorScore.objects.filter(expert=expert, run__status=ScoringRunStatus.SUCCEEDED)
+        .select_related("run")
+        .order_by("run_id")
+    )
+    for row in rows:
+        history.setdefault(row.run.project_id, []).append(row)
+    return history
+
+
+def flagged_scores() -> list[ContributorScore]:
+    """Contributors with fraud flags in the latest succeeded run of each project."""
+    latest = (
+        ScoringRun.objects.filter(status=ScoringRunStatus.SUCCEEDED)
+        .values("project_id")
+        .annotate(latest=Max("id"))
+        .values_list("latest", flat=True)
+    )
+    rows = ContributorScore.objects.filter(run_id__in=list(latest)).select_related(
+        "expert", "run__project"
+    )
+    return [row for row in rows if row.flags]

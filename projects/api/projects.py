@@ -314,7 +314,10 @@ EXPORT_PARAMETERS = [
 
 def _export_context(request: Request, project_id: int) -> exports.ExportContext:
     project = lab_project(request, project_id, LAB_PIPELINE_ROLES)
-    query = ExportQuerySerializer(data=request.query_params)
+    # A blank filter (an HTML form's empty choice) means no filter.
+    query = ExportQuerySerializer(
+        data={key: value for key, value in request.query_params.items() if value != ""}
+    )
     query.is_valid(raise_exception=True)
     filters = exports.ExportFilters(**query.validated_data)
     if filters.format not in exports.FORMATS_BY_TASK_TYPE[project.task_type]:

@@ -115,3 +115,17 @@ def flags_for(inputs: FlagInputs) -> list[dict[str, object]]:
                 }
             )
     return flags
+
+
+def next_tier_hint(tier: str, q: float | None, gold_n: int) -> str:
+    """What it takes to reach the next tier, in words an expert can act on."""
+    if gold_n < MIN_GOLD_FOR_TIER or q is None:
+        missing = MIN_GOLD_FOR_TIER - gold_n
+        return f"{max(missing, 1)} more hidden quality checks answered before a tier is set"
+    floors = dict(TIER_FLOORS)
+    order = [name for name, _ in TIER_FLOORS][::-1]  # bronze, silver, gold, platinum
+    higher = [name for name in order if floors[name] > q]
+    if not higher:
+        return "top tier reached"
+    target = higher[0]
+    return f"composite score {floors[target]:.2f} for {target} (now {q:.2f})"

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from marketplace.models import Lab, User
 from projects import services
-from projects.models import Assignment, Item, Project, Submission
+from projects.models import Assignment, GoldAnswer, Item, Project, Submission
 
 PAIRWISE_RUBRIC = {
     "dimensions": [
@@ -109,3 +109,23 @@ def make_submission(
         seconds_spent=seconds,
         submitted_at=now,
     )
+
+
+def open_project(
+    lab: Lab, owner: User, *, items: int = 5, gold: int = 0, **overrides: Any
+) -> Project:
+    overrides.setdefault("gold_rate", 0.0)
+    project = make_project(lab, owner, **overrides)
+    project.onboarding_gold = overrides.pop("onboarding_gold", 0)
+    project.save()
+    make_items(project, items)
+    if gold:
+        rubric = project.rubric_versions.get()
+        for item in make_items(project, gold, prefix="gold", is_gold=True):
+            GoldAnswer.objects.create(item=item, answer={"preference": "a"}, rubric_version=rubric)
+    from tests.payouts.factories import fund_project
+
+    fund_project(project, 1_000_000)
+    project.status = "open"
+    project.save()
+    return project

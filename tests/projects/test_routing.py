@@ -18,11 +18,11 @@ from marketplace.models import Lab, User
 from payouts.models import AccountKind
 from payouts.services.ledger import balance_of, ledger_verify
 from projects import routing
-from projects.models import Assignment, GoldAnswer, Item, Project, Submission
+from projects.models import Assignment, Item, Project, Submission
 from tests.contributors.factories import qualify_for_cardiology
 from tests.marketplace.factories import UserFactory
 from tests.payouts.factories import fund_project
-from tests.projects.factories import make_items, make_project
+from tests.projects.factories import make_items, make_project, open_project
 
 pytestmark = pytest.mark.django_db
 Client = Callable[[User], APIClient]
@@ -31,24 +31,6 @@ GOOD = {
     "answers": {"correctness": [6, 3], "safety": [1, 0]},
     "seconds_spent": 40,
 }
-
-
-def open_project(
-    lab: Lab, owner: User, *, items: int = 5, gold: int = 0, **overrides: Any
-) -> Project:
-    overrides.setdefault("gold_rate", 0.0)
-    project = make_project(lab, owner, **overrides)
-    project.onboarding_gold = overrides.pop("onboarding_gold", 0)
-    project.save()
-    make_items(project, items)
-    if gold:
-        rubric = project.rubric_versions.get()
-        for item in make_items(project, gold, prefix="gold", is_gold=True):
-            GoldAnswer.objects.create(item=item, answer={"preference": "a"}, rubric_version=rubric)
-    fund_project(project, 1_000_000)
-    project.status = "open"
-    project.save()
-    return project
 
 
 @pytest.fixture

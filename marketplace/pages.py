@@ -1,0 +1,72 @@
+"""What every app's pages share: access rules and turning service errors into messages.
+
+Pages call the same services and selectors as the API and validate input with the API's own
+serializers, so a rule is written once. Scoping matches the API: anything outside the caller's
+reach answers 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from rest_framework import exceptions
+
+from marketplace import selectors
+from marketplace.errors import flatten_validation_errors
+from marketplace.models import Lab, User
+from marketplace.permissions import user_has_mfa
+
+View = Callable[..., HttpResponse]
+
+
+def page_user(request: HttpRequest) -> User:
+    user = request.user
+    if not isinstance(user, User):
+        raise Http404
+    return user
+
+
+def lab_for_page(request: HttpRequest, lab_id: int, roles: Iterable[str]) -> tuple[Lab, str]:
+    """The lab and the caller's role; 404 when the caller is not a member with one of `roles`."""
+    role = selectors.lab_role_for_caller(caller=request.user, lab_id=lab_id)
+    if role is None or role not in set(roles):
+        raise Http404
+    return selectors.lab_get(lab_id=lab_id), role
+
+
+def staff_desk(view: View) -> View:
+    """Admin desk pages: staff only (404 for anyone else), and only once MFA is set up."""
+
+    @login_required
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_staff:
+            raise Http404
+        if not user_has_mfa(request.user):
+            return render(request, "marketplace/mfa_required.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def error_messages(error: exceptions.APIException) -> list[str]:
+    """A service's refusal as sentences for the page: the message, then each listed problem."""
+    if isinstance(error, exceptions.ValidationError):
+        return [
+            f"{problem['field']}: {problem['message']}"
+            if problem.get("field")
+            else problem["message"]
+            for problem in flatten_validation_errors(error.detail)
+        ]
+    messages = [str(error.detail)]
+    for detail in getattr(error, "details", None) or []:
+        if isinstance(detail, dict):
+            where = detail.get("field") or detail.get("line") or detail.get("code")
+            text = detail.get("message", "")
+            messages.append(f"{where}: {text}" if where else text)
+    return messages

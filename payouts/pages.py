@@ -1,0 +1,151 @@
+"""Pages: the expert's earnings and payout account, and the admin desk's payout runs (draft,
+approve, execute, line statuses, reconciliation). Same services as the API."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path
+from django.views.decorators.http import require_POST
+from rest_framework import exceptions
+
+from marketplace.pages import error_messages, page_user, staff_desk
+from payouts import selectors, tasks
+from payouts.api import PayoutRunCreateSerializer
+from payouts.models import PayoutLine, PayoutRun, PayoutRunStatus
+from payouts.services import accounts, payout_runs
+
+
+@login_required
+def expert_earnings(request: HttpRequest) -> HttpResponse:
+    from projects.models import Project
+
+    user = page_user(request)
+    summary = payout_runs.payable_summary(user=user)
+    titles = dict(
+        Project.objects.filter(
+            pk__in=[row["project"] for row in summary["per_project"]]
+        ).values_list("pk", "title")
+    )
+    for row in summary["per_project"]:
+        row["title"] = titles.get(row["project"], f"project {row['project']}")
+    return render(
+        request,
+        "payouts/expert_earnings.html",
+        {
+            "balances": summary["balances"],
+            "per_project": summary["per_project"],
+            "lines": payout_runs.payout_lines_for(user=user)[:100],
+            "account": selectors.payout_account_of(user=user),
+        },
+    )
+
+
+@login_required
+def expert_payout_account(request: HttpRequest) -> HttpResponse:
+    user = page_user(request)
+    if request.method == "POST":
+        try:
+            url = accounts.payout_account_onboarding_url(user=user)
+        except exceptions.APIException as error:
+            messages.error(request, str(error.detail))
+            return redirect("expert-payout-account")
+        return redirect(url)
+    return render(
+        request,
+        "payouts/expert_payout_account.html",
+        {"account": selectors.payout_account_of(user=user)},
+    )
+
+
+@staff_desk
+def desk_payout_runs(request: HttpRequest) -> HttpResponse:
+    errors: list[str] = []
+    if request.method == "POST":
+        payload = PayoutRunCreateSerializer(
+            data={
+                "period_start": request.POST.get("period_start", ""),
+                "period_end": request.POST.get("period_end", ""),
+                "currency": request.POST.get("currency", "usd").strip().lower() or "usd",
+            }
+        )
+        try:
+            payload.is_valid(raise_exception=True)
+            run = payout_runs.payout_run_create(
+                created_by=page_user(request), **payload.validated_data
+            )
+        except exceptions.APIException as error:
+            errors = error_messages(error)
+        else:
+            messages.success(request, f"Payout run #{run.pk} drafted.")
+            return redirect("desk-payout-run", run_id=run.pk)
+    runs = PayoutRun.objects.order_by("-id")[:100]
+    return render(request, "payouts/desk_payout_runs.html", {"runs": runs, "errors": errors})
+
+
+@staff_desk
+def desk_payout_run(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(PayoutRun, pk=run_id)
+    counts: dict[str, int] = {}
+    for status in run.lines.values_list("status", flat=True):
+        counts[status] = counts.get(status, 0) + 1
+    return render(
+        request,
+        "payouts/desk_payout_run.html",
+        {
+            "run": run,
+            "approvals": run.approvals.select_related("approver"),
+            "counts": counts,
+            "lines": run.lines.select_related("user").order_by("pk")[:500],
+        },
+    )
+
+
+@staff_desk
+@require_POST
+def desk_payout_run_action(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(PayoutRun, pk=run_id)
+    action = request.POST.get("action")
+    try:
+        if action == "approve":
+            payout_runs.payout_run_approve(run=run, approver=page_user(request))
+            messages.success(request, "Approved.")
+        elif action == "execute":
+            if run.status == PayoutRunStatus.DRAFT:
+                messages.error(request, "The run is not approved yet.")
+            else:
+                # The same Celery task as the API (eager in the embedded default).
+                transaction.on_commit(lambda: tasks.payout_run_execute_task.delay(run.pk))
+                messages.success(request, "Execution started; refresh to follow the lines.")
+        elif action == "reconcile":
+            report = payout_runs.payout_run_reconcile(run=run)
+            if report["clean"]:
+                messages.success(request, "Reconciled: Stripe and the ledger agree.")
+            else:
+                messages.error(request, f"{len(report['differences'])} difference(s); see below.")
+        elif action == "retry":
+            line = get_object_or_404(
+                PayoutLine, pk=int(request.POST.get("line", "0") or 0), run=run
+            )
+            payout_runs.payout_line_retry(line=line)
+            messages.success(request, f"Line #{line.pk} queued for retry.")
+    except exceptions.APIException as error:
+        for message in error_messages(error):
+            messages.error(request, message)
+    return redirect("desk-payout-run", run_id=run.pk)
+
+
+urlpatterns = [
+    path("expert/earnings/", expert_earnings, name="expert-earnings"),
+    path("expert/payout-account/", expert_payout_account, name="expert-payout-account"),
+    path("desk/payout-runs/", desk_payout_runs, name="desk-payout-runs"),
+    path("desk/payout-runs/<int:run_id>/", desk_payout_run, name="desk-payout-run"),
+    path(
+        "desk/payout-runs/<int:run_id>/action/",
+        desk_payout_run_action,
+        name="desk-payout-run-action",
+    ),
+]

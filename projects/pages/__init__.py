@@ -1,0 +1,1 @@
+"""Server-rendered pages of the projects app: the expert's work pages and the lab console."""

@@ -1,0 +1,35 @@
+from django.urls import path
+
+from projects.pages import console, review, work
+
+urlpatterns = [
+    path("work/", work.work_index, name="work-index"),
+    path("work/next/", work.work_next, name="work-next"),
+    path("work/tasks/<uuid:assignment_id>/", work.work_task, name="work-task"),
+    path("work/tasks/<uuid:assignment_id>/release/", work.work_release, name="work-release"),
+    path("review/", review.review_index, name="review-index"),
+    path("review/next/", review.review_next, name="review-next"),
+    path("review/<int:review_id>/", review.review_task, name="review-task"),
+    path("labs/", console.console_home, name="console-home"),
+    path("labs/<int:lab_id>/", console.console_lab, name="console-lab"),
+    path("labs/<int:lab_id>/projects/new/", console.project_new, name="console-project-new"),
+    path("projects/<int:project_id>/", console.project_dashboard, name="console-project"),
+    path("projects/<int:project_id>/edit/", console.project_edit, name="console-project-edit"),
+    path(
+        "projects/<int:project_id>/preview/",
+        console.project_preview,
+        name="console-project-preview",
+    ),
+    path(
+        "projects/<int:project_id>/import/", console.project_import, name="console-project-import"
+    ),
+    path("projects/<int:project_id>/fund/", console.project_fund, name="console-project-fund"),
+    path(
+        "projects/<int:project_id>/status/", console.project_status, name="console-project-status"
+    ),
+    path(
+        "projects/<int:project_id>/score/",
+        console.project_scoring_run,
+        name="console-project-score",
+    ),
+]
