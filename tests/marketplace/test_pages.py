@@ -1,0 +1,54 @@
+"""The page shell: home, allauth's pages in the site's layout, security headers, Checkout return."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from marketplace.models import Lab, User
+from tests.projects.factories import make_project
+
+pytestmark = pytest.mark.django_db
+
+
+def test_home_for_visitors_and_signed_in_people(client: Client, lab_owner: User, lab: Lab) -> None:
+    assert "Sign up" in client.get("/").content.decode()
+    client.force_login(lab_owner)
+    html = client.get("/").content.decode()
+    assert "Expert workbench" in html and "1 lab" in html and "Admin desk" not in html
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/accounts/login/", "/accounts/signup/", "/accounts/password/reset/"],
+)
+def test_allauth_pages_use_the_site_layout(client: Client, url: str) -> None:
+    response = client.get(url)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'class="site-header"' in html and "/static/marketplace/site.css" in html
+    assert 'name="csrfmiddlewaretoken"' in html
+
+
+def test_mfa_pages_use_the_site_layout(expert: User) -> None:
+    client = Client()
+    client.force_login(expert)
+    response = client.get("/accounts/2fa/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'class="site-header"' in html and "Authenticator App" in html
+
+
+def test_docs_get_a_relaxed_style_policy_but_never_inline_scripts(client: Client) -> None:
+    policy = client.get("/api/v1/docs/")["Content-Security-Policy"]
+    assert "style-src 'self' 'unsafe-inline'" in policy
+    assert "script-src 'self'" in policy and "script-src 'self' 'unsafe-inline'" not in policy
+    assert "unsafe-inline" not in client.get("/")["Content-Security-Policy"]
+
+
+def test_checkout_return_lands_on_the_project(lab: Lab, lab_owner: User) -> None:
+    project = make_project(lab, lab_owner)
+    client = Client()
+    client.force_login(lab_owner)
+    response = client.get(f"/?funded={project.pk}")
+    assert response.status_code == 302 and response["Location"] == f"/projects/{project.pk}/"

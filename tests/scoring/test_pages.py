@@ -1,0 +1,75 @@
+"""Scoring pages: an expert's own quality with uncertainty and the next tier; the desk's flags."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from marketplace.models import Lab, User
+from scoring.engine.tiers import next_tier_hint
+from scoring.models import ContributorScore, ScoringRun
+from tests.contributors.factories import enable_mfa
+from tests.projects.factories import make_project
+
+pytestmark = pytest.mark.django_db
+
+
+def browser(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_next_tier_hint() -> None:
+    assert next_tier_hint("provisional", None, 2).startswith("3 more hidden quality checks")
+    assert next_tier_hint("silver", 0.7, 20) == "composite score 0.80 for gold (now 0.70)"
+    assert next_tier_hint("platinum", 0.95, 20) == "top tier reached"
+    assert next_tier_hint("probation", 0.2, 20) == "composite score 0.50 for bronze (now 0.20)"
+
+
+def test_quality_page_shows_own_scores_history_and_next_tier(
+    lab: Lab, lab_owner: User, expert: User
+) -> None:
+    project = make_project(lab, lab_owner)
+    for composite in (0.6, 0.72):
+        run = ScoringRun.objects.create(project=project, status="succeeded")
+        ContributorScore.objects.create(
+            run=run,
+            expert=expert,
+            tier="silver",
+            composite=composite,
+            gold_mean=0.81,
+            gold_low=0.7,
+            gold_high=0.9,
+            gold_n=12,
+            agreement_rate=0.77,
+            impact_value=0.0123,
+            impact_se=0.004,
+            n_labels=40,
+        )
+    html = browser(expert).get("/expert/quality/").content.decode()
+    assert "81.0%" in html and "70%" in html and "90%" in html
+    assert "0.0123 ± 0.0040" in html
+    assert "composite score 0.80 for gold (now 0.72)" in html
+    assert html.count("<circle") == 2  # one point per run in the chart
+
+
+def test_quality_page_never_shows_other_experts(lab: Lab, lab_owner: User, expert: User) -> None:
+    from tests.marketplace.factories import UserFactory
+
+    other = UserFactory()
+    run = ScoringRun.objects.create(project=make_project(lab, lab_owner), status="succeeded")
+    ContributorScore.objects.create(run=run, expert=other, tier="gold", composite=0.85)
+    assert "0.850" not in browser(expert).get("/expert/quality/").content.decode()
+
+
+def test_desk_lists_flags_with_evidence(
+    lab: Lab, lab_owner: User, expert: User, staff: User
+) -> None:
+    enable_mfa(staff)
+    run = ScoringRun.objects.create(project=make_project(lab, lab_owner), status="succeeded")
+    ContributorScore.objects.create(
+        run=run, expert=expert, flags=[{"flag": "fast", "median_seconds": 3}]
+    )
+    html = browser(staff).get("/desk/flags/").content.decode()
+    assert expert.email in html and "fast" in html and "median_seconds" in html
