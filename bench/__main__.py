@@ -14,11 +14,19 @@ from bench.setup import choose_database, django_ready
 def main(selected: list[str]) -> None:
     database = choose_database()
     django_ready()
-    from bench import bench_auth, bench_import, bench_payouts, bench_routing, bench_scoring
+    from bench import (
+        bench_auth,
+        bench_import,
+        bench_pages,
+        bench_payouts,
+        bench_routing,
+        bench_scoring,
+    )
 
     benchmarks = {
         "auth": bench_auth.run,
         "import": bench_import.run,
+        "pages": bench_pages.run,
         "payouts": bench_payouts.run,
         "routing": bench_routing.run,
         "scoring": bench_scoring.run,

@@ -1,6 +1,10 @@
 """Seed the demo accounts: a staff user, a lab with its owner, and a few experts.
 
-Idempotent: running it again keeps existing accounts and resets their demo passwords.
+Idempotent: running it again keeps existing accounts and resets their demo passwords. After
+`simulate`, the demo lab owner is made a manager of the simulated labs (so the console shows
+what just happened), the staff account gets an authenticator secret (the admin desk needs
+MFA; the secret is printed for an authenticator app: local demo only), and one simulated
+expert per persona is listed to sign in as.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from marketplace import services
-from marketplace.models import Lab, User
+from marketplace.models import Lab, Membership, Role, User
 
 DEMO_PASSWORD = "demo-password-123"  # noqa: S105  (printed on purpose: local demo accounts)
 
@@ -27,6 +31,20 @@ def _demo_user(email: str, *, name: str, is_staff: bool = False) -> User:
         user=user, email=email, defaults={"verified": True, "primary": True}
     )
     return user
+
+
+def _demo_totp(user: User) -> str:
+    """The staff account's TOTP secret, created once (the desk requires MFA)."""
+    from allauth.mfa.adapter import get_adapter
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+
+    existing = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).first()
+    if existing is not None:
+        return str(get_adapter().decrypt(existing.data["secret"]))
+    secret = generate_totp_secret()
+    TOTP.activate(user, secret)
+    return secret
 
 
 class Command(BaseCommand):
@@ -44,9 +62,28 @@ class Command(BaseCommand):
             if lab is None:
                 lab = services.lab_create(name="Demo Lab", created_by=owner)
 
-        rows = [("staff (admin desk, /admin/)", staff.email)]
+            for simulated in Lab.objects.filter(name__startswith="Simulated "):
+                if not Membership.objects.filter(lab=simulated, user=owner).exists():
+                    services.lab_member_add(
+                        lab=simulated,
+                        email=owner.email,
+                        role=Role.MANAGER,
+                        added_by=simulated.created_by,
+                    )
+            secret = _demo_totp(staff)
+
+        rows = [("staff (admin desk /desk/, /admin/)", staff.email)]
         rows.append((f"lab owner of '{lab.name}'", owner.email))
         rows += [("expert", expert.email) for expert in experts]
         self.stdout.write(self.style.SUCCESS(f"Demo accounts (password for all: {DEMO_PASSWORD})"))
         for role, email in rows:
-            self.stdout.write(f"  {role:<32} {email}")
+            self.stdout.write(f"  {role:<36} {email}")
+        personas: dict[str, str] = {}
+        for email in User.objects.filter(email__startswith="sim-").values_list("email", flat=True):
+            persona = email.split("-")[1]
+            personas.setdefault(persona, email)
+        for persona, email in sorted(personas.items()):
+            self.stdout.write(f"  {'simulated ' + persona:<36} {email}")
+        self.stdout.write(
+            f"Admin desk MFA: add this secret to an authenticator app (TOTP, SHA1, 6 digits): {secret}"
+        )
