@@ -408,11 +408,38 @@ def desk_suspensions(request: HttpRequest) -> HttpResponse:
     suspended = User.objects.filter(expert_profile__suspended_at__isnull=False).select_related(
         "expert_profile"
     )
+    from payouts.services.payout_runs import payable_summary
+
+    held = {
+        user.pk: {
+            currency: balance["held"]
+            for currency, balance in payable_summary(user=user)["balances"].items()
+            if balance["held"]
+        }
+        for user in suspended
+    }
     return render(
         request,
         "contributors/desk_suspensions.html",
-        {"events": events, "suspended": suspended},
+        {
+            "events": events,
+            "suspended": [(user, held.get(user.pk, {})) for user in suspended],
+        },
     )
+
+
+@staff_desk
+@require_POST
+def desk_held_money(request: HttpRequest, user_id: int) -> HttpResponse:
+    """Release a suspended expert's held earnings to them, or forfeit them to the projects."""
+    from payouts.services import held_forfeit, held_release
+
+    expert = get_object_or_404(User, pk=user_id)
+    forfeit = request.POST.get("action") == "forfeit"
+    moved = (held_forfeit if forfeit else held_release)(user=expert)
+    verb = "returned to project escrows" if forfeit else "released to the expert"
+    messages.success(request, f"{expert.email}: {moved} minor units {verb}.")
+    return redirect("desk-suspensions")
 
 
 @staff_desk
@@ -469,4 +496,5 @@ urlpatterns = [
     ),
     path("desk/suspensions/", desk_suspensions, name="desk-suspensions"),
     path("desk/suspensions/change/", desk_expert_suspension, name="desk-expert-suspension"),
+    path("desk/held/<int:user_id>/", desk_held_money, name="desk-held-money"),
 ]

@@ -33,6 +33,7 @@ api_v1: list[URLPattern | URLResolver] = [
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("", include("marketplace.lab_pages")),
     path("", include("contributors.pages")),
     path("", include("projects.pages.urls")),
     path("", include("scoring.pages")),

@@ -199,3 +199,23 @@ def test_desk_forms_need_csrf(staff: User, expert: User) -> None:
     )
     assert response.status_code == 403
     assert not SuspensionEvent.objects.exists()
+
+
+def test_desk_releases_or_forfeits_held_money_of_a_suspended_expert(
+    desk: Client, expert: User, lab: object, lab_owner: User
+) -> None:
+    from payouts.models import AccountKind
+    from payouts.services.ledger import balance_of
+    from tests.payouts.factories import book_earning, fund_project
+    from tests.projects.factories import make_project
+
+    project = make_project(lab, lab_owner)
+    fund_project(project, 100_000)
+    book_earning(project, expert, 1_234, "earning:held-page")
+    desk.post(
+        "/desk/suspensions/change/", {"email": expert.email, "reason": "x", "action": "suspend"}
+    )
+    assert "12.34 USD" in desk.get("/desk/suspensions/").content.decode()
+    desk.post(f"/desk/held/{expert.pk}/", {"action": "release"})
+    assert balance_of(kind=AccountKind.EXPERT_HELD, currency="usd", user=expert) == 0
+    assert balance_of(kind=AccountKind.EXPERT_PAYABLE, currency="usd", user=expert) == 1_234

@@ -85,5 +85,6 @@ class Command(BaseCommand):
         for persona, email in sorted(personas.items()):
             self.stdout.write(f"  {'simulated ' + persona:<36} {email}")
         self.stdout.write(
-            f"Admin desk MFA: add this secret to an authenticator app (TOTP, SHA1, 6 digits): {secret}"
+            "Admin desk MFA: add this secret to an authenticator app "
+            f"(TOTP, SHA1, 6 digits): {secret}"
         )
