@@ -31,6 +31,10 @@ def _frame(title: str, body: list[str]) -> SafeString:
     )
 
 
+def _empty(title: str) -> SafeString:
+    return _frame(title, [f'<text x="10" y="20" fill="{TEXT}">no data yet</text>'])
+
+
 def _axis(low: float, high: float, fmt: str) -> list[str]:
     plot_height = HEIGHT - PAD_BOTTOM - PAD_TOP
     parts = []
@@ -47,9 +51,9 @@ def _axis(low: float, high: float, fmt: str) -> list[str]:
 
 def bar_chart(labels: Sequence[str], values: Sequence[float], *, title: str) -> SafeString:
     """One bar per label (a distribution of answers, say)."""
-    if not values:
-        return _frame(title, [f'<text x="10" y="20" fill="{TEXT}">no data yet</text>'])
-    high = max(max(values), 1e-9)
+    if not values or max(values) <= 0:
+        return _empty(title)
+    high = max(values)
     plot_width = WIDTH - PAD_LEFT
     plot_height = HEIGHT - PAD_BOTTOM - PAD_TOP
     step = plot_width / len(values)
@@ -72,8 +76,8 @@ def line_chart(
 ) -> SafeString:
     """A series over time (a score per scoring run, cost per label per day); gaps allowed."""
     known = [value for value in values if value is not None]
-    if not known:
-        return _frame(title, [f'<text x="10" y="20" fill="{TEXT}">no data yet</text>'])
+    if not any(known):
+        return _empty(title)
     low, high = min(known), max(known)
     if high - low < 1e-9:
         low, high = low - 0.5, high + 0.5

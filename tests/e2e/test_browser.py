@@ -212,4 +212,8 @@ def test_hostile_item_text_runs_nothing(
     assert page.locator("a[href^='javascript']").count() == 0
     page.wait_for_timeout(300)
     screenshot(page, "hostile-item")
+    # Phone width: the labeling page reflows without sideways scrolling.
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    screenshot(page, "task-phone")
     assert watch.dialogs == [] and watch.errors == []
