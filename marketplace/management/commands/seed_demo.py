@@ -81,7 +81,8 @@ class Command(BaseCommand):
         personas: dict[str, str] = {}
         for email in User.objects.filter(email__startswith="sim-").values_list("email", flat=True):
             persona = email.split("-")[1]
-            personas.setdefault(persona, email)
+            if persona != "lab":  # the simulated lab's owner, not an expert
+                personas.setdefault(persona, email)
         for persona, email in sorted(personas.items()):
             self.stdout.write(f"  {'simulated ' + persona:<36} {email}")
         self.stdout.write(
