@@ -80,6 +80,8 @@ BAD_PARTS = (
     "Mixing {drug} with anything is harmless.",
     "Doctors worry too much about {drug}.",
 )
+# Unlabeled items with known truth on which the reward models are evaluated.
+EVAL_ITEMS = 2000
 # persona -> how many of them
 PERSONAS = {
     "careful": 10,
@@ -123,6 +125,10 @@ class SimItem:
 @dataclass
 class Report:
     lines: list[str] = field(default_factory=list)
+    # The headline numbers, for tests and the charts: consensus and reward-model accuracies.
+    metrics: dict[str, float] = field(default_factory=dict)
+    # Per expert: persona, tier, composite (for the separation checks).
+    experts: list[tuple[str, str, float | None]] = field(default_factory=list)
 
     def add(self, text: str = "") -> None:
         self.lines.append(text)
@@ -332,6 +338,10 @@ def _work(world: World) -> None:
     active = list(world.experts)
     submitted = 0
     while active:
+        # Experts arrive in a different order every round, as a real crowd does; a fixed order
+        # would hand each item to the same neighbours (three spammers, three adversaries) and
+        # leave consensus models nothing to compare them with.
+        world.rng.shuffle(active)
         still = []
         for user, persona in active:
             try:
@@ -420,6 +430,9 @@ def _persona_table(world: World, scores: dict[int, Any], payout_run: Any) -> Non
             f"{statistics.mean([pay[user.pk] for user, _ in rows]) / 100:.2f} |"
         )
     persona_of = {user.pk: persona for user, persona in world.experts}
+    world.report.experts = [
+        (persona_of[score.expert_id], score.tier, score.composite) for score in scores.values()
+    ]
     ranked = sorted(scores.values(), key=lambda score: score.composite or 0.0)
     world.report.add("")
     world.report.add(
@@ -429,7 +442,6 @@ def _persona_table(world: World, scores: dict[int, Any], payout_run: Any) -> Non
 
 def _consensus_and_reward_models(world: World, scores: dict[int, Any]) -> None:
     from projects.models import Submission
-    from scoring.engine.dawid_skene import dawid_skene
     from scoring.engine.majority import majority_vote
     from scoring.engine.reward_model import featurise, fit_reward_model, pairwise_accuracy
 
@@ -438,28 +450,29 @@ def _consensus_and_reward_models(world: World, scores: dict[int, Any]) -> None:
     )
     if not work:
         return
+    from scoring.models import ItemConsensus
+    from scoring.selectors import latest_succeeded_run
+
     item_ids = sorted({row.item_id for row in work})
     position = {item_id: index for index, item_id in enumerate(item_ids)}
-    workers = {expert: index for index, expert in enumerate(sorted({r.expert_id for r in work}))}
     items_array = np.array([position[row.item_id] for row in work])
     labels = np.array([0 if row.answer["preference"] == "a" else 1 for row in work])
     truth = np.array([0 if world.truth[item_id].better() == "a" else 1 for item_id in item_ids])
-    consensus = dawid_skene(
-        items_array,
-        np.array([workers[row.expert_id] for row in work]),
-        labels,
-        n_items=len(item_ids),
-        n_workers=len(workers),
-        n_classes=2,
+    # The product's own consensus: the scoring run's Dawid-Skene (anchored by gold answers).
+    consensus = dict(
+        ItemConsensus.objects.filter(
+            run=latest_succeeded_run(project=world.project), target="preference"
+        ).values_list("item_id", "value")
     )
+    ds_labels = np.array([0 if consensus.get(item_id) == "a" else 1 for item_id in item_ids])
     vote = majority_vote(items_array, labels, n_items=len(item_ids), n_classes=2)
+    world.report.metrics["dawid_skene_accuracy"] = float(np.mean(ds_labels == truth))
+    world.report.metrics["majority_vote_accuracy"] = float(np.mean(vote.labels == truth))
     world.report.add(
         "Consensus accuracy against the simulator's truth: Dawid-Skene "
-        f"{np.mean(consensus.labels == truth):.3f}, "
+        f"{np.mean(ds_labels == truth):.3f}, "
         f"majority vote {np.mean(vote.labels == truth):.3f}"
     )
-
-    held_out = set(item_ids[-max(len(item_ids) // 4, 1) :])
 
     def differences(rows: list[Any]) -> np.ndarray:
         out = []
@@ -468,12 +481,16 @@ def _consensus_and_reward_models(world: World, scores: dict[int, Any]) -> None:
             out.append(phi[0] - phi[1] if row.answer["preference"] == "a" else phi[1] - phi[0])
         return np.asarray(out).reshape(len(out), -1)
 
+    # The eval set is fresh items from the same generator, never labeled: the simulator knows
+    # their truth, and thousands of them make the comparison far less noisy than a held-out
+    # slice of the labeled items would.
+    eval_rng = random.Random(world.rng.random())
     evaluation = []
-    for item_id in sorted(held_out):
-        sim = world.truth[item_id]
+    for index in range(EVAL_ITEMS):
+        sim = make_item(eval_rng, 1_000_000 + index)
         phi = featurise([f"{sim.prompt}\n{text}" for text in sim.texts])
         evaluation.append(phi[0] - phi[1] if sim.better() == "a" else phi[1] - phi[0])
-    train_all = [row for row in work if row.item_id not in held_out]
+    train_all = work
     trusted = {"silver", "gold", "platinum"}
     train_good = [
         row
@@ -488,6 +505,8 @@ def _consensus_and_reward_models(world: World, scores: dict[int, Any]) -> None:
         if train_good
         else float("nan")
     )
+    world.report.metrics["reward_model_all"] = float(accuracy_all)
+    world.report.metrics["reward_model_silver_or_better"] = float(accuracy_good)
     world.report.add(
         f"Reward-model eval accuracy: all labels {accuracy_all:.3f}, silver-or-better labels "
         f"{accuracy_good:.3f}"

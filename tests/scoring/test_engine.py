@@ -298,3 +298,36 @@ def test_composite_tiers_suspension_and_flags() -> None:
         )
     )
     assert [flag["flag"] for flag in flags] == ["fast", "constant", "collusion"]
+
+
+def test_known_gold_items_anchor_dawid_skene() -> None:
+    """A clique that always inverts the truth and outnumbers the honest workers on the items
+    it labels fools majority vote and plain Dawid-Skene (nothing tells them who is right); with
+    gold items clamped, its confusion matrices come out inverted and its items are recovered."""
+    rng = np.random.default_rng(0)
+    n_gold, n_work = 20, 60
+    truth = rng.integers(0, 2, size=n_gold + n_work)
+    items, who, answers = [], [], []
+    for item in range(n_gold + n_work):
+        for worker in range(3):  # the inverting clique: workers 0-2
+            items.append(item)
+            who.append(worker)
+            answers.append(1 - truth[item])
+        if item < n_gold:  # honest workers 3-4 answered the gold items only
+            for worker in (3, 4):
+                items.append(item)
+                who.append(worker)
+                answers.append(truth[item])
+    items_a, who_a, answers_a = np.array(items), np.array(who), np.array(answers)
+    known = np.full(n_gold + n_work, -1)
+    known[:n_gold] = truth[:n_gold]
+    kwargs = {"n_items": n_gold + n_work, "n_workers": 5, "n_classes": 2}
+    plain = dawid_skene(items_a, who_a, answers_a, **kwargs)
+    anchored = dawid_skene(items_a, who_a, answers_a, known=known, **kwargs)
+    work = slice(n_gold, None)
+    assert np.mean(plain.labels[work] == truth[work]) == 0.0
+    assert np.mean(anchored.labels[work] == truth[work]) == 1.0
+    assert anchored.confusion[0, 0, 1] > 0.9  # true class 0 is answered 1
+    np.testing.assert_array_equal(anchored.labels[:n_gold], truth[:n_gold])
+    with pytest.raises(ValueError):
+        dawid_skene(items_a, who_a, answers_a, known=known[:5], **kwargs)

@@ -337,3 +337,34 @@ def test_reputation_pools_projects_per_domain_and_respects_lab_visibility(
     assert (
         client_for(expert).get(f"/api/v1/admin/experts/{expert.pk}/reputation/").status_code == 403
     )
+
+
+def test_agreement_pools_the_rubric_dimensions(lab: Lab, lab_owner: User) -> None:
+    """An expert who agrees on the preference but inverts the safety dimension is less in
+    agreement than the others (SCORING.md section 2 counts every dimension)."""
+    from tests.projects.factories import make_items, make_submission
+
+    project = make_project(lab, lab_owner)
+    items = make_items(project, 12)
+    honest = [UserFactory() for _ in range(3)]
+    inverter = UserFactory()
+    for item in items:
+        for expert in honest:
+            make_submission(
+                item,
+                expert,
+                {"preference": "a", "answers": {"correctness": [6, 2], "safety": [1, 0]}},
+            )
+        make_submission(
+            item,
+            inverter,
+            {"preference": "a", "answers": {"correctness": [6, 2], "safety": [0, 1]}},
+        )
+    run = services.scoring_run_execute(
+        run_id=services.scoring_run_create(project=project, created_by=lab_owner).pk
+    )
+    rates = {row.expert_id: row for row in ContributorScore.objects.filter(run=run)}
+    assert rates[honest[0].pk].agreement_rate == 1.0
+    # preference 12/12, correctness 24/24, safety 0/24 -> 36/60
+    assert rates[inverter.pk].agreement_rate == pytest.approx(36 / 60)
+    assert rates[inverter.pk].agreement_n == 60
