@@ -129,6 +129,8 @@ class Report:
     metrics: dict[str, float] = field(default_factory=dict)
     # Per expert: persona, tier, composite (for the separation checks).
     experts: list[tuple[str, str, float | None]] = field(default_factory=list)
+    # Mean pay per persona in the payout run, in major units.
+    pay: dict[str, float] = field(default_factory=dict)
 
     def add(self, text: str = "") -> None:
         self.lines.append(text)
@@ -420,6 +422,7 @@ def _persona_table(world: World, scores: dict[int, Any], payout_run: Any) -> Non
         return "-" if value is None else f"{value:.{digits}f}"
 
     for persona, rows in grouped.items():
+        world.report.pay[persona] = statistics.mean([pay[user.pk] for user, _ in rows]) / 100
         impact = mean([score.impact_value for _, score in rows])
         error = mean([score.impact_se for _, score in rows])
         world.report.add(
@@ -513,6 +516,48 @@ def _consensus_and_reward_models(world: World, scores: dict[int, Any]) -> None:
     )
 
 
+def _charts(report: Report, output: Path) -> list[tuple[str, str]]:
+    """SVG charts of the headline numbers, written beside report.md (no plotting library)."""
+    from marketplace.charts import bar_chart
+
+    composite: dict[str, list[float]] = defaultdict(list)
+    for persona, _, value in report.experts:
+        if value is not None:
+            composite[persona].append(value)
+    personas = list(composite)
+    metrics = report.metrics
+    charts = {
+        "composite-by-persona.svg": (
+            "Mean composite score per persona",
+            personas,
+            [statistics.mean(composite[p]) for p in personas],
+        ),
+        "pay-by-persona.svg": (
+            "Mean pay per persona (USD)",
+            list(report.pay),
+            list(report.pay.values()),
+        ),
+        "consensus-accuracy.svg": (
+            "Consensus accuracy against the truth",
+            ["Dawid-Skene", "majority vote"],
+            [metrics.get("dawid_skene_accuracy", 0.0), metrics.get("majority_vote_accuracy", 0.0)],
+        ),
+        "reward-model-accuracy.svg": (
+            "Reward-model eval accuracy",
+            ["all labels", "silver or better"],
+            [
+                metrics.get("reward_model_all", 0.0),
+                metrics.get("reward_model_silver_or_better", 0.0),
+            ],
+        ),
+    }
+    written = []
+    for name, (title, labels, values) in charts.items():
+        (output / name).write_text(str(bar_chart(labels, values, title=title)))
+        written.append((name, title))
+    return written
+
+
 def simulate(*, seed: int = 7, items: int = 300, output: Path | None = None) -> Report:
     from marketplace.models import User
     from payouts.services import ledger, webhooks
@@ -574,8 +619,13 @@ def simulate(*, seed: int = 7, items: int = 300, output: Path | None = None) -> 
             f"Ledger: {verification.transactions_checked} transactions, trial balance "
             f"{verification.trial_balance}, clean: {verification.is_clean}"
         )
+        charts = _charts(report, output)
         (output / "report.md").write_text(
-            "# Simulated marketplace run\n\n" + "\n".join(report.lines) + "\n"
+            "# Simulated marketplace run\n\n"
+            + "\n".join(report.lines)
+            + "\n\n"
+            + "\n".join(f"![{title}]({name})" for name, title in charts)
+            + "\n"
         )
         report.add(f"Report and DPO export written to {output}/")
     finally:

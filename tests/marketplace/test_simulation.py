@@ -17,8 +17,9 @@ pytestmark = pytest.mark.django_db
 
 LOW_TIERS = {"probation", "bronze"}
 TOP_TIERS = {"silver", "gold", "platinum"}
-# A 2,000-item eval set measures reward-model accuracy to about +-1 point: within that, equal.
-EVAL_NOISE = 0.02
+# Reward-model accuracy on the 2,000-item eval set moves by up to ~2 points between runs (the
+# routing draws gold from a CSPRNG, so who labels what differs): within 3 points is "not lower".
+EVAL_NOISE = 0.03
 
 
 def test_the_simulated_loop_separates_the_personas_and_pays_once(
@@ -52,3 +53,7 @@ def test_the_simulated_loop_separates_the_personas_and_pays_once(
     assert ledger_verify().is_clean
     assert "| spammer |" in text and "clean: True" in text
     assert (tmp_path / "report.md").exists() and (tmp_path / "dpo.jsonl").stat().st_size > 0
+    for chart in ("composite-by-persona", "pay-by-persona", "consensus-accuracy"):
+        svg = (tmp_path / f"{chart}.svg").read_text()
+        assert svg.startswith("<svg") and svg.count("<rect") >= 2
+        assert f"({chart}.svg)" in (tmp_path / "report.md").read_text()
