@@ -12,7 +12,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_WORKERS ?= auto
 
-.PHONY: demo test lint bench worker beat serve migrate install clean
+.PHONY: demo demo-distributed test lint bench worker beat serve migrate install clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,24 @@ demo: migrate
 	$(PY) manage.py stripe_local --port $(STRIPE_PORT) --balance 100000000 & \
 	  STRIPE_PID=$$!; trap "kill $$STRIPE_PID 2>/dev/null" EXIT INT TERM; \
 	  $(PY) manage.py runserver $(HOST):$(PORT) --noreload
+
+# The same simulation on PostgreSQL + Redis with a separate Celery worker: scoring runs fan
+# their Shapley batches out over the worker. Needs the local PostgreSQL and Redis services.
+DEMO_DB ?= marketplace_demo
+DEMO_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/$(DEMO_DB)
+demo-distributed: $(STAMP)
+	psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$(DEMO_DB)'" | grep -q 1 \
+	  || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE $(DEMO_DB)"
+	@mkdir -p var
+	export DATABASE_URL=$(DEMO_DATABASE_URL) REDIS_URL=redis://127.0.0.1:6379/0 \
+	  CELERY_BROKER_URL=redis://127.0.0.1:6379/2; \
+	$(PY) manage.py migrate --no-input && \
+	{ $(BIN)/celery -A marketplace worker --concurrency 2 --loglevel=WARNING & WORKER=$$!; \
+	  $(PY) manage.py stripe_local --port $(STRIPE_PORT) --balance 100000000 & STRIPE_PID=$$!; \
+	  trap "kill $$WORKER $$STRIPE_PID 2>/dev/null" EXIT INT TERM; \
+	  $(PY) manage.py simulate --seed 7 --items $(DEMO_ITEMS) && $(PY) manage.py seed_demo && \
+	  echo "Serving on http://$(HOST):$(PORT)/ (PostgreSQL + Redis + Celery worker)" && \
+	  $(BIN)/gunicorn marketplace.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4; }
 
 serve: migrate
 	$(BIN)/gunicorn marketplace.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4

@@ -378,6 +378,9 @@ PAYOUT_INFLIGHT_GRACE_SECONDS = env.int("PAYOUT_INFLIGHT_GRACE_SECONDS", default
 SCORING_UTILITY = env.str("SCORING_UTILITY", default="scoring.services.RewardModelUtility")
 SCORING_SHAPLEY_TARGET_SE = env.float("SCORING_SHAPLEY_TARGET_SE", default=0.01)
 SCORING_SHAPLEY_MAX_SECONDS = env.float("SCORING_SHAPLEY_MAX_SECONDS", default=60.0)
+# A budget in antithetic permutation pairs as well as in seconds: a run bounded only by pairs
+# (and the SE target) gives the same numbers on any machine (the simulator uses that).
+SCORING_SHAPLEY_MAX_PAIRS = env.int("SCORING_SHAPLEY_MAX_PAIRS", default=5000)
 SCORING_SHAPLEY_TRUNCATION = env.float("SCORING_SHAPLEY_TRUNCATION", default=0.001)
 # A periodic task re-scores an open project once this many new labels arrived.
 SCORING_RESCORE_AFTER_LABELS = env.int("SCORING_RESCORE_AFTER_LABELS", default=50)

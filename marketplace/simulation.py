@@ -13,6 +13,7 @@ import io
 import json
 import random
 import statistics
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -516,6 +517,18 @@ def _consensus_and_reward_models(world: World, scores: dict[int, Any]) -> None:
     )
 
 
+def _finished(run: Any, timeout: float = 900.0) -> Any:
+    """The scoring run once done: at once in the embedded default; with a broker its Shapley
+    batches run on the Celery workers (`make demo-distributed`) and the run finishes there."""
+    from scoring.models import ScoringRun
+
+    deadline = time.monotonic() + timeout
+    while run.status not in ("succeeded", "failed") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        run = ScoringRun.objects.get(pk=run.pk)
+    return run
+
+
 def _charts(report: Report, output: Path) -> list[tuple[str, str]]:
     """SVG charts of the headline numbers, written beside report.md (no plotting library)."""
     from marketplace.charts import bar_chart
@@ -584,8 +597,23 @@ def simulate(*, seed: int = 7, items: int = 300, output: Path | None = None) -> 
 
     server = start_in_thread(deliver=deliver)
     server.stripe.state.webhooks.append(("in-process", settings.STRIPE_WEBHOOK_SECRET))
-    previous = (settings.STRIPE_API_BASE, settings.EMAIL_BACKEND)
+    from projects import reviews, routing
+
+    previous = (
+        settings.STRIPE_API_BASE,
+        settings.EMAIL_BACKEND,
+        settings.SCORING_SHAPLEY_MAX_SECONDS,
+        routing._random,
+        reviews._random,
+    )
     settings.STRIPE_API_BASE = server.url
+    # Same seed, same numbers: the routing's gold draws (a CSPRNG in production, so experts
+    # cannot predict gold) come from the seed here, and Shapley is bounded by permutation
+    # pairs (SCORING_SHAPLEY_MAX_PAIRS) and its SE target rather than by seconds.
+    routing._random = random.Random(seed)  # type: ignore[assignment]
+    reviews._random = random.Random(seed + 1)  # type: ignore[assignment]
+    if not settings.SCORING_SHAPLEY_FANOUT:
+        settings.SCORING_SHAPLEY_MAX_SECONDS = 1e9
     # The crowd's certification emails would drown the report: keep them in memory.
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     world = World(
@@ -603,7 +631,7 @@ def simulate(*, seed: int = 7, items: int = 300, output: Path | None = None) -> 
         run = scoring_services.scoring_run_create(
             project=world.project, created_by=world.owner, seed=seed
         )
-        run = scoring_services.scoring_run_execute(run_id=run.pk)
+        run = _finished(scoring_services.scoring_run_execute(run_id=run.pk))
         report.add(f"Scoring run #{run.pk}: {run.status}; seconds per stage {run.timings}")
         scores = {score.expert_id: score for score in ContributorScore.objects.filter(run=run)}
         admin = User.objects.filter(is_staff=True).order_by("pk").first() or world.owner
@@ -629,6 +657,12 @@ def simulate(*, seed: int = 7, items: int = 300, output: Path | None = None) -> 
         )
         report.add(f"Report and DPO export written to {output}/")
     finally:
-        settings.STRIPE_API_BASE, settings.EMAIL_BACKEND = previous
+        (
+            settings.STRIPE_API_BASE,
+            settings.EMAIL_BACKEND,
+            settings.SCORING_SHAPLEY_MAX_SECONDS,
+            routing._random,
+            reviews._random,
+        ) = previous
         server.stop()
     return report

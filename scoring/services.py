@@ -265,6 +265,7 @@ def scoring_run_execute(*, run_id: int) -> ScoringRun:
                 seed=run.seed,
                 target_standard_error=settings.SCORING_SHAPLEY_TARGET_SE,
                 max_seconds=settings.SCORING_SHAPLEY_MAX_SECONDS,
+                max_pairs=settings.SCORING_SHAPLEY_MAX_PAIRS,
                 truncation_tolerance=settings.SCORING_SHAPLEY_TRUNCATION,
             )
         measured = {

@@ -17,9 +17,9 @@ pytestmark = pytest.mark.django_db
 
 LOW_TIERS = {"probation", "bronze"}
 TOP_TIERS = {"silver", "gold", "platinum"}
-# Reward-model accuracy on the 2,000-item eval set moves by up to ~2 points between runs (the
-# routing draws gold from a CSPRNG, so who labels what differs): within 3 points is "not lower".
-EVAL_NOISE = 0.03
+# The simulation is deterministic for a seed; its 2,000-item eval set still measures accuracy
+# only to about +-1 point (binomial noise), so within 2 points counts as "not lower".
+EVAL_NOISE = 0.02
 
 
 def test_the_simulated_loop_separates_the_personas_and_pays_once(
