@@ -628,6 +628,10 @@ def simulate(*, seed: int = 7, items: int = 300, output: Path | None = None) -> 
         _fund_and_open(world)
         _onboard_crowd(world)
         _work(world)
+        from marketplace import simulation_tasks
+
+        side = simulation_tasks.create_side_projects(world)
+        simulation_tasks.work_side_projects(world, side)
         run = scoring_services.scoring_run_create(
             project=world.project, created_by=world.owner, seed=seed
         )
@@ -640,6 +644,19 @@ def simulate(*, seed: int = 7, items: int = 300, output: Path | None = None) -> 
             project=world.project, filters=exports.ExportFilters(format="dpo")
         )
         (output / "dpo.jsonl").write_bytes(b"".join(exports.export_lines(context)))
+        with (output / "sft.jsonl").open("wb") as sft:
+            for entry in side:
+                if entry.project.task_type in ("demonstration", "correction"):
+                    sft_context = exports.export_context(
+                        project=entry.project, filters=exports.ExportFilters(format="sft")
+                    )
+                    sft.writelines(exports.export_lines(sft_context))
+        report.metrics.update(
+            {
+                f"side_{kind}_accuracy": value
+                for kind, value in simulation_tasks.score_side_projects(world, side, seed).items()
+            }
+        )
         _persona_table(world, scores, payout_run)
         _consensus_and_reward_models(world, scores)
         verification = ledger.ledger_verify()
@@ -655,7 +672,7 @@ def simulate(*, seed: int = 7, items: int = 300, output: Path | None = None) -> 
             + "\n".join(f"![{title}]({name})" for name, title in charts)
             + "\n"
         )
-        report.add(f"Report and DPO export written to {output}/")
+        report.add(f"Report, charts and the DPO and SFT exports written to {output}/")
     finally:
         (
             settings.STRIPE_API_BASE,

@@ -10,7 +10,7 @@ import pytest
 from marketplace.simulation import simulate
 from payouts.models import PayoutLine, PayoutRun
 from payouts.services.ledger import ledger_verify
-from projects.models import Submission
+from projects.models import Project, Submission
 from scoring.models import ScoringRun
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +29,15 @@ def test_the_simulated_loop_separates_the_personas_and_pays_once(
     report = simulate(seed=7, items=300, output=tmp_path)
     text = "\n".join(report.lines)
     assert Submission.objects.count() > 900
-    assert ScoringRun.objects.get().status == "succeeded"
+    # The pairwise project and the rating and ranking side projects were scored.
+    assert list(ScoringRun.objects.values_list("status", flat=True)) == ["succeeded"] * 3
+    assert set(Project.objects.values_list("task_type", flat=True)) == {
+        "pairwise",
+        "rating",
+        "ranking",
+        "demonstration",
+        "correction",
+    }
 
     tiers: dict[str, list[str]] = {}
     for persona, tier, _ in report.experts:
@@ -53,6 +61,8 @@ def test_the_simulated_loop_separates_the_personas_and_pays_once(
     assert ledger_verify().is_clean
     assert "| spammer |" in text and "clean: True" in text
     assert (tmp_path / "report.md").exists() and (tmp_path / "dpo.jsonl").stat().st_size > 0
+    assert (tmp_path / "sft.jsonl").read_text().count("\n") >= 60  # demonstrations, corrections
+    assert 0.0 <= metrics["side_ranking_accuracy"] <= 1.0
     for chart in ("composite-by-persona", "pay-by-persona", "consensus-accuracy"):
         svg = (tmp_path / f"{chart}.svg").read_text()
         assert svg.startswith("<svg") and svg.count("<rect") >= 2
