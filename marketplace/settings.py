@@ -378,6 +378,10 @@ PAYOUT_INFLIGHT_GRACE_SECONDS = env.int("PAYOUT_INFLIGHT_GRACE_SECONDS", default
 SCORING_UTILITY = env.str("SCORING_UTILITY", default="scoring.services.RewardModelUtility")
 SCORING_SHAPLEY_TARGET_SE = env.float("SCORING_SHAPLEY_TARGET_SE", default=0.01)
 SCORING_SHAPLEY_MAX_SECONDS = env.float("SCORING_SHAPLEY_MAX_SECONDS", default=60.0)
+# Live feed: past this many events waiting to be routed (per project) the endpoint answers 429
+# with Retry-After instead of accepting more than the workers can keep up with.
+FEED_MAX_BACKLOG = env.int("FEED_MAX_BACKLOG", default=100_000)
+FEED_RETRY_AFTER_SECONDS = env.int("FEED_RETRY_AFTER_SECONDS", default=5)
 # A budget in antithetic permutation pairs as well as in seconds: a run bounded only by pairs
 # (and the SE target) gives the same numbers on any machine (the simulator uses that).
 SCORING_SHAPLEY_MAX_PAIRS = env.int("SCORING_SHAPLEY_MAX_PAIRS", default=5000)

@@ -6,18 +6,22 @@ from payouts.models import PayoutRun
 from payouts.services import ledger, payout_runs
 
 
-@shared_task(name="payouts.tasks.payout_run_execute_task", time_limit=3600, soft_time_limit=3500)
+@shared_task(
+    name="payouts.tasks.payout_run_execute_task",
+    time_limit=3600,
+    soft_time_limit=3500,
+)
 def payout_run_execute_task(run_id: int) -> dict[str, object]:
     report = payout_runs.payout_run_execute(run=PayoutRun.objects.get(pk=run_id))
     return report.__dict__
 
 
-@shared_task(name="payouts.tasks.ledger_verify_task", time_limit=1800)
+@shared_task(name="payouts.tasks.ledger_verify_task", time_limit=1800, soft_time_limit=1740)
 def ledger_verify_task() -> dict[str, object]:
     return ledger.ledger_verify().as_dict()
 
 
-@shared_task(name="payouts.tasks.payout_runs_reconcile_task", time_limit=1800)
+@shared_task(name="payouts.tasks.payout_runs_reconcile_task", time_limit=1800, soft_time_limit=1740)
 def payout_runs_reconcile_task() -> int:
     """Reconcile every run that sent money and is not yet known to be clean."""
     checked = 0

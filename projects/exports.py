@@ -372,7 +372,10 @@ def _sft_records(
             meta = _meta(item, [label], 1.0)
             meta["contributor"] = label.pseudonym
             if is_correction:
+                # The training triple: the input (prompt), the model's output and the fix.
                 meta["original"] = item.responses[0] if item.responses else ""
+                if item.context.get("schema_errors"):
+                    meta["schema_errors"] = item.context["schema_errors"]
             yield {"prompt": item.prompt, "completion": text, "meta": meta}
 
 

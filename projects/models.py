@@ -83,6 +83,16 @@ class Project(models.Model):
     # Share of submissions sent to a reviewer (an expert with a `reviewer` certification in
     # one of the project's required skills). 0 = no review.
     review_rate = models.FloatField(default=0.0)
+    # Live feed (issue 10): events whose model confidence falls in [low, high] go to experts;
+    # outside it they are auto-accepted, and `feed_audit_rate` of those are still sampled for
+    # an audit. Structured outputs that fail their schema become correction items in
+    # `feed_correction_project` (this project when it is itself a correction project).
+    feed_gray_low = models.FloatField(default=0.4)
+    feed_gray_high = models.FloatField(default=0.8)
+    feed_audit_rate = models.FloatField(default=0.0)
+    feed_correction_project = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
@@ -236,6 +246,9 @@ class Item(models.Model):
     features = models.JSONField(null=True, blank=True)
     split = models.CharField(max_length=5, choices=ItemSplit.choices, default=ItemSplit.TRAIN)
     source = models.CharField(max_length=4, choices=ItemSource.choices, default=ItemSource.BULK)
+    # The production model that wrote the responses (live feed or import), for trends per
+    # model version.
+    model_version = models.CharField(max_length=100, blank=True, default="")
     # Never serialized for experts; the answer itself lives in GoldAnswer.
     is_gold = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -387,3 +400,50 @@ class Review(models.Model):
 
     def __str__(self) -> str:
         return f"review of submission {self.submission_id} ({self.status})"
+
+
+class FeedDecision(models.TextChoices):
+    PENDING = "pending", "Waiting to be routed"
+    GRAY_ZONE = "gray_zone", "Gray zone: queued for experts"
+    AUTO_ACCEPTED = "auto", "Auto-accepted"
+    AUDIT = "audit", "Auto-accepted, sampled for audit"
+    BAD_CASE = "bad_case", "Thumbs-down: bad case for experts"
+    CORRECTION = "correction", "Failed its schema: correction item"
+    UNROUTABLE = "unroutable", "Could not become an item here"
+
+
+class FeedEvent(models.Model):
+    """One production model output received on the live feed, stored before the request is
+    answered (nothing accepted is lost) and routed by a Celery task."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="feed_events")
+    # NULL, not "": events without an id never collide in the idempotency constraint.
+    external_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    payload = models.JSONField()
+    decision = models.CharField(
+        max_length=10, choices=FeedDecision.choices, default=FeedDecision.PENDING
+    )
+    reason = models.CharField(max_length=500, blank=True)
+    item = models.ForeignKey(
+        Item, on_delete=models.SET_NULL, null=True, blank=True, related_name="feed_events"
+    )
+    received_at = models.DateTimeField(auto_now_add=True)
+    routed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["project", "external_id"], name="feed_event_idempotent_per_project"
+            ),
+        ]
+        indexes: ClassVar = [
+            models.Index(
+                fields=["project", "id"],
+                condition=Q(decision="pending"),
+                name="feed_event_pending",
+            ),
+            models.Index(fields=["project", "decision"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"feed event {self.pk} ({self.decision})"

@@ -5,6 +5,13 @@ from celery import shared_task
 from projects import routing
 
 
-@shared_task(name="projects.tasks.leases_expire_task", time_limit=300)
+@shared_task(name="projects.tasks.leases_expire_task", time_limit=300, soft_time_limit=240)
 def leases_expire_task() -> int:
     return routing.leases_expire()
+
+
+@shared_task(name="projects.tasks.feed_route_task", time_limit=600, soft_time_limit=540)
+def feed_route_task(project_id: int) -> int:
+    from projects.feed import feed_route
+
+    return feed_route(project_id=project_id)

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from projects.api import feed as feed_api
 from projects.api import projects as api
 from projects.api import work as work_api
 
@@ -17,6 +18,9 @@ urlpatterns = [
         "projects/<int:project_id>/rubric-versions/",
         api.RubricVersionsView.as_view(),
         name="project-rubric-versions",
+    ),
+    path(
+        "projects/<int:project_id>/feed/", feed_api.ProjectFeedView.as_view(), name="project-feed"
     ),
     path(
         "projects/<int:project_id>/items/import/",

@@ -5,21 +5,35 @@ from celery import shared_task
 from scoring import services
 
 
-@shared_task(name="scoring.tasks.scoring_run_execute_task", time_limit=3600, soft_time_limit=3500)
+@shared_task(
+    name="scoring.tasks.scoring_run_execute_task",
+    time_limit=3600,
+    soft_time_limit=3500,
+)
 def scoring_run_execute_task(run_id: int) -> str:
     return services.scoring_run_execute(run_id=run_id).status
 
 
-@shared_task(name="scoring.tasks.scoring_rescore_open_projects_task", time_limit=600)
+@shared_task(
+    name="scoring.tasks.scoring_rescore_open_projects_task", time_limit=600, soft_time_limit=540
+)
 def scoring_rescore_open_projects_task() -> int:
     return services.scoring_rescore_open_projects()
 
 
-@shared_task(name="scoring.tasks.shapley_batch_task", time_limit=3600, soft_time_limit=3500)
+@shared_task(
+    name="scoring.tasks.shapley_batch_task",
+    time_limit=3600,
+    soft_time_limit=3500,
+)
 def shapley_batch_task(run_id: int, seed: int, pairs: int) -> dict[str, object]:
     return services.shapley_batch(run_id=run_id, seed=seed, pairs=pairs)
 
 
-@shared_task(name="scoring.tasks.scoring_run_merge_task", time_limit=3600, soft_time_limit=3500)
+@shared_task(
+    name="scoring.tasks.scoring_run_merge_task",
+    time_limit=3600,
+    soft_time_limit=3500,
+)
 def scoring_run_merge_task(batches: list[dict[str, object]], run_id: int) -> str:
     return services.scoring_run_merge(run_id=run_id, batches=batches).status

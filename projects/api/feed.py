@@ -1,0 +1,85 @@
+"""Live feed API (API.md, "Webhooks and live signal"; issue 10)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from marketplace.errors import error_body
+from marketplace.permissions import LAB_PIPELINE_ROLES
+from projects import feed
+from projects.api.projects import IMPORT_ROLES, lab_project
+
+
+class ProjectFeedView(APIView):
+    @extend_schema(
+        request=OpenApiTypes.OBJECT,
+        responses={
+            202: OpenApiResponse(description="`{accepted, duplicates}`; routing is queued"),
+            400: OpenApiResponse(description="every bad event: index, field, message"),
+            429: OpenApiResponse(description="the feed is behind; `Retry-After` says when"),
+        },
+        summary="Send production model outputs: one event, or `{events: [...]}` (up to 1,000)",
+        description=(
+            "An event: `prompt`, `response` or `responses`, `model_confidence` in [0, 1], "
+            "optional `external_id` (idempotency key), `model_version`, `user_feedback` "
+            "(`{rating: up|down, comment}`), `schema` (a JSON Schema the response must meet) "
+            "and `context`. Confidence inside the project's gray zone queues an item for "
+            "experts; outside it the event is auto-accepted (a sampled share is audited); a "
+            "thumbs-down always becomes a bad-case item; a response failing its schema becomes "
+            "a correction item. The batch is validated all or nothing."
+        ),
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        project = lab_project(request, project_id, IMPORT_ROLES)
+        body: Any = request.data
+        events = body.get("events") if isinstance(body, dict) and "events" in body else [body]
+        if not isinstance(events, list):
+            events = [events]
+        try:
+            receipt = feed.feed_accept(project=project, events=events)
+        except feed.FeedOverloaded as overloaded:
+            retry = str(overloaded.details["retry_after"])
+            return Response(
+                error_body("feed_overloaded", str(overloaded.detail), overloaded.details),
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": retry},
+            )
+        return Response(
+            {"accepted": receipt.accepted, "duplicates": receipt.duplicates},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+    @extend_schema(
+        responses=OpenApiTypes.OBJECT,
+        summary="How the feed's events were routed (counts per decision) and the latest events",
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        project = lab_project(request, project_id, LAB_PIPELINE_ROLES)
+        latest = feed.feed_events_for(project=project, decisions=list(feed.FeedDecision.values))[
+            :50
+        ]
+        return Response(
+            {
+                "decisions": feed.feed_summary(project=project),
+                "gray_zone": [project.feed_gray_low, project.feed_gray_high],
+                "audit_rate": project.feed_audit_rate,
+                "latest": [
+                    {
+                        "id": event.pk,
+                        "external_id": event.external_id,
+                        "decision": event.decision,
+                        "reason": event.reason,
+                        "item": str(event.item.public_id) if event.item_id and event.item else None,
+                        "received_at": event.received_at,
+                    }
+                    for event in latest.select_related("item")
+                ],
+            }
+        )
