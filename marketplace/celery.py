@@ -23,6 +23,12 @@ app.conf.beat_schedule = {
         "task": "projects.tasks.leases_expire_task",
         "schedule": 60.0,
     },
+    # A safety net: routing is queued after each accepted feed batch (at most once a second
+    # per project); this picks up anything a lost task or a restart left pending.
+    "feed-route-pending": {
+        "task": "projects.tasks.feed_route_pending_task",
+        "schedule": 60.0,
+    },
     "scoring-rescore": {
         "task": "scoring.tasks.scoring_rescore_open_projects_task",
         "schedule": crontab(minute="*/10"),

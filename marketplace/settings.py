@@ -382,6 +382,8 @@ SCORING_SHAPLEY_MAX_SECONDS = env.float("SCORING_SHAPLEY_MAX_SECONDS", default=6
 # with Retry-After instead of accepting more than the workers can keep up with.
 FEED_MAX_BACKLOG = env.int("FEED_MAX_BACKLOG", default=100_000)
 FEED_RETRY_AFTER_SECONDS = env.int("FEED_RETRY_AFTER_SECONDS", default=5)
+# Routing is queued at most once per this many seconds per project.
+FEED_ROUTE_QUEUE_SECONDS = env.int("FEED_ROUTE_QUEUE_SECONDS", default=1)
 # A budget in antithetic permutation pairs as well as in seconds: a run bounded only by pairs
 # (and the SE target) gives the same numbers on any machine (the simulator uses that).
 SCORING_SHAPLEY_MAX_PAIRS = env.int("SCORING_SHAPLEY_MAX_PAIRS", default=5000)

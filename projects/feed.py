@@ -157,9 +157,25 @@ def feed_accept(*, project: Project, events: list[Any]) -> FeedReceipt:
 
 
 def _queue_routing(project_id: int) -> None:
+    """Queue routing at most once a second per project: at 1,000 events/s one task routes a
+    second's worth in a chunk instead of a thousand tasks fighting over the same rows (the
+    beat task `feed_route_pending_task` catches anything left behind)."""
+    from django.core.cache import cache
+
     from projects.tasks import feed_route_task
 
-    feed_route_task.delay(project_id)
+    window = settings.FEED_ROUTE_QUEUE_SECONDS
+    if cache.add(f"feed-route-queued:{project_id}", 1, timeout=window):
+        feed_route_task.delay(project_id)
+
+
+def feed_route_all_pending() -> int:
+    project_ids = (
+        FeedEvent.objects.filter(decision=FeedDecision.PENDING)
+        .values_list("project_id", flat=True)
+        .distinct()
+    )
+    return sum(feed_route(project_id=project_id) for project_id in list(project_ids))
 
 
 def _responses(payload: dict[str, Any]) -> list[str]:

@@ -15,3 +15,10 @@ def feed_route_task(project_id: int) -> int:
     from projects.feed import feed_route
 
     return feed_route(project_id=project_id)
+
+
+@shared_task(name="projects.tasks.feed_route_pending_task", time_limit=900, soft_time_limit=840)
+def feed_route_pending_task() -> int:
+    from projects.feed import feed_route_all_pending
+
+    return feed_route_all_pending()

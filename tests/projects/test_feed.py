@@ -234,3 +234,20 @@ def test_feed_scoping(
     assert send(client_for(lab_viewer), project, event()).status_code == 403
     assert client_for(lab_viewer).get(f"/api/v1/projects/{project.pk}/feed/").status_code == 200
     assert not FeedEvent.objects.exists()
+
+
+def test_routing_is_queued_once_per_window_and_the_beat_task_catches_up(
+    pipeline: APIClient, project: Project, django_capture_on_commit_callbacks: Any, settings: Any
+) -> None:
+    from projects.tasks import feed_route_pending_task
+
+    settings.FEED_ROUTE_QUEUE_SECONDS = 60
+    with django_capture_on_commit_callbacks(execute=True):
+        send(pipeline, project, event(external_id="first"))
+    assert FeedEvent.objects.get(external_id="first").decision == "gray_zone"  # eager task ran
+    with django_capture_on_commit_callbacks(execute=True):
+        send(pipeline, project, event(external_id="second"))
+    # Within the window no second task was queued: the event waits for the next one.
+    assert FeedEvent.objects.get(external_id="second").decision == "pending"
+    assert feed_route_pending_task() == 1
+    assert FeedEvent.objects.get(external_id="second").decision == "gray_zone"
