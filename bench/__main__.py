@@ -16,6 +16,7 @@ def main(selected: list[str]) -> None:
     django_ready()
     from bench import (
         bench_auth,
+        bench_feed,
         bench_import,
         bench_pages,
         bench_payouts,
@@ -25,6 +26,7 @@ def main(selected: list[str]) -> None:
 
     benchmarks = {
         "auth": bench_auth.run,
+        "feed": bench_feed.run,
         "import": bench_import.run,
         "pages": bench_pages.run,
         "payouts": bench_payouts.run,

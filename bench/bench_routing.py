@@ -14,10 +14,7 @@ import http.client
 import io
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from multiprocessing import get_context
@@ -25,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import Measurement, print_table
+from bench.server import percentile, start_gunicorn
 
 EXPERTS = 50
 ITEMS = int(os.environ.get("BENCH_ROUTING_ITEMS", "100000"))
@@ -168,17 +166,6 @@ def _worker(port: int, project_id: int, tokens: list[str], seconds: float, queue
     queue.put((results, submits[0]))
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(int(share * len(ordered)), len(ordered) - 1)] if ordered else float("nan")
-
-
 def run() -> None:
     from django.conf import settings
     from django.db import connections
@@ -192,41 +179,9 @@ def run() -> None:
         return
     project_id, tokens = _setup()
     connections.close_all()
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DJANGO_DEBUG": "false",
-        # The sessions were signed by this process: the server must share its secret key.
-        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
-        "DJANGO_SECURE_SSL_REDIRECT": "false",
-        "DATABASE_CONN_MAX_AGE": "60",
-        "OPENBLAS_NUM_THREADS": "1",
-    }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "marketplace.wsgi",
-            "-w",
-            "4",
-            "-b",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    server, port = start_gunicorn()
     rates, p50s, p95s, p99s, submit_rates = [], [], [], [], []
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.2)
         context = get_context("fork")
         for _ in range(REPEATS):
             queue = context.Queue()
@@ -246,9 +201,9 @@ def run() -> None:
             submitted = sum(count for _, count in outcomes)
             rates.append(len(latencies) / SECONDS)
             submit_rates.append(submitted / SECONDS)
-            p50s.append(_percentile(latencies, 0.50))
-            p95s.append(_percentile(latencies, 0.95))
-            p99s.append(_percentile(latencies, 0.99))
+            p50s.append(percentile(latencies, 0.50))
+            p95s.append(percentile(latencies, 0.95))
+            p99s.append(percentile(latencies, 0.99))
     finally:
         server.terminate()
         server.wait(timeout=30)

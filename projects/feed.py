@@ -114,6 +114,28 @@ def _check_event(index: int, event: Any) -> list[dict[str, Any]]:
     return problems
 
 
+def _backlog(project: Project) -> int:
+    """Events waiting to be routed, counted at most once a second per project: counting a deep
+    backlog on every request would cost more than storing the event."""
+    from django.core.cache import cache
+
+    key = f"feed-backlog:{project.pk}"
+    backlog = cache.get(key)
+    if backlog is None:
+        backlog = FeedEvent.objects.filter(project=project, decision=FeedDecision.PENDING).count()
+        cache.set(key, backlog, timeout=1)
+    return int(backlog)
+
+
+def _backlog_add(project_id: int, count: int) -> None:
+    from django.core.cache import cache
+
+    try:
+        cache.incr(f"feed-backlog:{project_id}", count)
+    except ValueError:
+        pass  # not cached: the next request counts afresh
+
+
 def feed_accept(*, project: Project, events: list[Any]) -> FeedReceipt:
     """Validate a batch (all or nothing) and store it; routing is queued for after commit."""
     if project.status == ProjectStatus.CLOSED:
@@ -131,8 +153,7 @@ def feed_accept(*, project: Project, events: list[Any]) -> FeedReceipt:
             code="invalid_events",
             details=problems,
         )
-    backlog = FeedEvent.objects.filter(project=project, decision=FeedDecision.PENDING).count()
-    if backlog + len(events) > settings.FEED_MAX_BACKLOG:
+    if _backlog(project) + len(events) > settings.FEED_MAX_BACKLOG:
         raise FeedOverloaded(
             "The feed is behind; retry shortly. Nothing from this request was accepted.",
             details={"retry_after": settings.FEED_RETRY_AFTER_SECONDS},
@@ -153,6 +174,7 @@ def feed_accept(*, project: Project, events: list[Any]) -> FeedReceipt:
         # A concurrent request with the same ids loses at the constraint, silently.
         created = FeedEvent.objects.bulk_create(fresh, ignore_conflicts=True)
         transaction.on_commit(lambda: _queue_routing(project.pk))
+        transaction.on_commit(lambda: _backlog_add(project.pk, len(created)))
     return FeedReceipt(accepted=len(created), duplicates=len(events) - len(fresh))
 
 
@@ -304,6 +326,9 @@ def feed_route(*, project_id: int, limit: int = 2000) -> int:
                 pending = pending.select_for_update(skip_locked=True)
             events = list(pending[:limit])
             if not events:
+                from django.core.cache import cache
+
+                cache.delete(f"feed-backlog:{project_id}")
                 return routed
             now = timezone.now()
             items: list[tuple[FeedEvent, Item]] = []

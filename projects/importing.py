@@ -24,7 +24,9 @@ CHUNK_BYTES = 256 * 1024
 UTF8_BOM = b"\xef\xbb\xbf"
 MAX_EXTERNAL_ID_CHARS = 255
 MAX_FEATURE_DIMENSION = 4096
-ITEM_FIELDS = frozenset({"external_id", "prompt", "responses", "context", "features", "split"})
+ITEM_FIELDS = frozenset(
+    {"external_id", "prompt", "responses", "context", "features", "split", "model_version"}
+)
 # Plain strings, computed once: TextChoices.values builds a new list on every access, which
 # cost 2 s of a 100k-line import.
 SPLITS = frozenset(str(value) for value in ItemSplit.values)
@@ -69,6 +71,7 @@ class ParsedItem:
     features: list[list[float]] | None
     split: str
     gold: dict[str, Any] | None = None
+    model_version: str = ""
     public_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
 
@@ -227,6 +230,9 @@ def parse_item_line(
     split = data.get("split", "train")
     if split not in SPLITS:
         fail("split", "must be 'train' or 'eval'")
+    model_version = data.get("model_version", "")
+    if not isinstance(model_version, str) or len(model_version) > 100:
+        fail("model_version", "text up to 100 characters")
 
     gold = None
     if dimensions is not None:
@@ -255,6 +261,7 @@ def parse_item_line(
             features=features,
             split=split,
             gold=gold,
+            model_version=model_version,
         ),
         [],
     )

@@ -248,7 +248,7 @@ class Item(models.Model):
     source = models.CharField(max_length=4, choices=ItemSource.choices, default=ItemSource.BULK)
     # The production model that wrote the responses (live feed or import), for trends per
     # model version.
-    model_version = models.CharField(max_length=100, blank=True, default="")
+    model_version = models.CharField(max_length=100, blank=True, default="", db_default="")
     # Never serialized for experts; the answer itself lives in GoldAnswer.
     is_gold = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)

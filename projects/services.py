@@ -249,7 +249,7 @@ def _insert_items(project: Project, batch: list[ParsedItem], *, is_gold: bool) -
         # COPY is several times faster than multi-row INSERTs for 100k-item imports.
         columns = (
             "public_id, project_id, external_id, prompt, responses, context, features, "
-            "split, source, is_gold, created_at, target_labels"
+            "split, source, is_gold, created_at, target_labels, model_version"
         )
         copy_sql = f"COPY projects_item ({columns}) FROM STDIN"
         with connection.cursor() as cursor, cursor.cursor.copy(copy_sql) as copy:
@@ -268,6 +268,7 @@ def _insert_items(project: Project, batch: list[ParsedItem], *, is_gold: bool) -
                         False,
                         now,
                         project.redundancy,
+                        parsed.model_version,
                     )
                 )
         return []
@@ -282,6 +283,7 @@ def _insert_items(project: Project, batch: list[ParsedItem], *, is_gold: bool) -
                 context=parsed.context,
                 features=parsed.features,
                 split=parsed.split,
+                model_version=parsed.model_version,
                 source=ItemSource.BULK,
                 is_gold=is_gold,
                 target_labels=project.redundancy,

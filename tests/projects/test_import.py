@@ -352,3 +352,12 @@ def test_gold_needs_a_rubric_and_a_gradable_task_type(
     )
     assert response.json()["error"]["code"] == "gold_not_supported"
     assert not Item.objects.exists()
+
+
+def test_model_version_is_stored_per_item(owner_client: APIClient, project: Project) -> None:
+    lines = [pairwise_line(0, model_version="m-7"), pairwise_line(1)]
+    assert post(owner_client, project, ndjson(lines)).status_code == 201
+    versions = dict(project.items.values_list("external_id", "model_version"))
+    assert versions == {"q-0": "m-7", "q-1": ""}
+    bad = post(owner_client, project, ndjson([pairwise_line(2, model_version=7)]))
+    assert bad.status_code == 400
