@@ -8,6 +8,7 @@ duplicates never create two events or two items.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from collections.abc import Iterable
@@ -130,10 +131,9 @@ def _backlog(project: Project) -> int:
 def _backlog_add(project_id: int, count: int) -> None:
     from django.core.cache import cache
 
-    try:
+    # Not cached (ValueError): the next request counts afresh.
+    with contextlib.suppress(ValueError):
         cache.incr(f"feed-backlog:{project_id}", count)
-    except ValueError:
-        pass  # not cached: the next request counts afresh
 
 
 def feed_accept(*, project: Project, events: list[Any]) -> FeedReceipt:
