@@ -25,6 +25,11 @@ app.conf.beat_schedule = {
     },
     # A safety net: routing is queued after each accepted feed batch (at most once a second
     # per project); this picks up anything a lost task or a restart left pending.
+    # Retries are queued with a countdown; this catches deliveries a restart left behind.
+    "webhooks-due": {
+        "task": "marketplace.tasks.webhook_deliver_due_task",
+        "schedule": 60.0,
+    },
     "feed-route-pending": {
         "task": "projects.tasks.feed_route_pending_task",
         "schedule": 60.0,

@@ -152,3 +152,70 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class WebhookEvent(models.TextChoices):
+    ITEM_COMPLETED = "item.completed", "An item has all its labels"
+    SCORING_RUN_COMPLETED = "scoring_run.completed", "A scoring run finished"
+    PROJECT_BUDGET_LOW = "project.budget_low", "A project's escrow is running low"
+    WEBHOOK_TEST = "webhook.test", "The test button"
+
+
+class WebhookEndpoint(models.Model):
+    """A lab's receiver of outbound events, signed the Standard Webhooks way.
+
+    The secret (`whsec_` + base64 of 32 random bytes) is kept to sign every message; the lab
+    sees it once, at creation.
+    """
+
+    lab = models.ForeignKey(Lab, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    url = models.URLField(max_length=2000)
+    secret = models.CharField(max_length=100)
+    event_types = models.JSONField(default=list, help_text="empty = every event type")
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.url
+
+    def wants(self, event_type: str) -> bool:
+        return not self.event_types or event_type in self.event_types
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for its next attempt"
+    SUCCEEDED = "succeeded", "Delivered (2xx)"
+    FAILED = "failed", "Gave up after every retry"
+
+
+class WebhookDelivery(models.Model):
+    """One message to one endpoint, with its attempts: the lab's delivery log."""
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    message_id = models.CharField(max_length=40, unique=True)
+    event_type = models.CharField(max_length=40)
+    payload = models.JSONField()
+    status = models.CharField(
+        max_length=9, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes: ClassVar = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status="pending"),
+                name="webhook_delivery_due",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} to {self.endpoint_id} ({self.status})"

@@ -394,3 +394,15 @@ SCORING_RESCORE_AFTER_LABELS = env.int("SCORING_RESCORE_AFTER_LABELS", default=5
 SCORING_SHAPLEY_FANOUT = env.bool("SCORING_SHAPLEY_FANOUT", default=bool(CELERY_BROKER_URL))
 SCORING_SHAPLEY_BATCHES_PER_ROUND = env.int("SCORING_SHAPLEY_BATCHES_PER_ROUND", default=4)
 SCORING_SHAPLEY_PAIRS_PER_BATCH = env.int("SCORING_SHAPLEY_PAIRS_PER_BATCH", default=8)
+
+# --- Outbound webhooks ----------------------------------------------------------------------
+# https only in production; http is allowed in development so a local receiver can be used.
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=DEBUG)
+# Hosts exempt from the public-address rule (tests' local receivers). Never set in production.
+WEBHOOK_UNSAFE_ALLOWED_HOSTS = env.list("WEBHOOK_UNSAFE_ALLOWED_HOSTS", default=[])
+# Seconds to wait before each retry after a failed attempt (Standard Webhooks style backoff);
+# after the last one the delivery is marked failed.
+WEBHOOK_RETRY_SCHEDULE = [5, 300, 1800, 7200, 18000, 36000]
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# `project.budget_low` fires when escrow can pay fewer than this many more tasks.
+BUDGET_LOW_TASKS = env.int("BUDGET_LOW_TASKS", default=20)

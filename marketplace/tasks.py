@@ -10,3 +10,17 @@ from marketplace import services
 )
 def sessions_clear_expired_task() -> int:
     return services.sessions_clear_expired()
+
+
+@shared_task(name="marketplace.tasks.webhook_deliver_task", time_limit=120, soft_time_limit=100)
+def webhook_deliver_task(delivery_id: int) -> str:
+    from marketplace.webhooks import webhook_deliver
+
+    return webhook_deliver(delivery_id=delivery_id).status
+
+
+@shared_task(name="marketplace.tasks.webhook_deliver_due_task", time_limit=900, soft_time_limit=840)
+def webhook_deliver_due_task() -> int:
+    from marketplace.webhooks import webhook_deliver_due
+
+    return webhook_deliver_due()

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from marketplace import api, health, views
+from marketplace import api, health, views, webhooks_api
 
 handler404 = "marketplace.errors.page_not_found"
 handler500 = "marketplace.errors.server_error"
@@ -24,6 +24,26 @@ api_v1: list[URLPattern | URLResolver] = [
         name="lab-member-detail",
     ),
     path("labs/<int:lab_id>/api-keys/", api.LabApiKeysView.as_view(), name="lab-api-keys"),
+    path(
+        "labs/<int:lab_id>/webhooks/",
+        webhooks_api.WebhookEndpointsView.as_view(),
+        name="lab-webhooks",
+    ),
+    path(
+        "labs/<int:lab_id>/webhooks/<int:endpoint_id>/",
+        webhooks_api.WebhookEndpointDetailView.as_view(),
+        name="lab-webhook-detail",
+    ),
+    path(
+        "labs/<int:lab_id>/webhooks/<int:endpoint_id>/test/",
+        webhooks_api.WebhookTestView.as_view(),
+        name="lab-webhook-test",
+    ),
+    path(
+        "labs/<int:lab_id>/webhooks/<int:endpoint_id>/deliveries/",
+        webhooks_api.WebhookDeliveriesView.as_view(),
+        name="lab-webhook-deliveries",
+    ),
     path(
         "labs/<int:lab_id>/api-keys/<int:key_id>/",
         api.LabApiKeyDetailView.as_view(),

@@ -93,6 +93,8 @@ class Project(models.Model):
     feed_correction_project = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # When the lab was last told (webhook `project.budget_low`) that escrow runs low.
+    budget_low_notified_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )

@@ -342,6 +342,19 @@ def assignment_submit(
             locked_item.assigned_count < locked_item.target_labels
         )
         locked_item.save(update_fields=["labels_count", "target_labels", "is_open"])
+        if not locked_item.is_gold and locked_item.labels_count == locked_item.target_labels:
+            from marketplace.webhooks import webhook_emit
+
+            webhook_emit(
+                lab_id=project.lab_id,
+                event_type="item.completed",
+                data={
+                    "project": project.pk,
+                    "item": str(locked_item.public_id),
+                    "external_id": locked_item.external_id,
+                    "labels": locked_item.labels_count,
+                },
+            )
         earning_book(submission=submission)
         from projects.reviews import review_maybe_sample
 

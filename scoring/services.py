@@ -555,6 +555,19 @@ def _compute(
             summary=summary,
         )
         _suspend(suspensions)
+        from marketplace.webhooks import webhook_emit
+
+        webhook_emit(
+            lab_id=run.project.lab_id,
+            event_type="scoring_run.completed",
+            data={
+                "project": run.project_id,
+                "scoring_run": run.pk,
+                "contributors": len(scores),
+                "items": len(consensus_rows),
+                "dawid_skene": summary.get("dawid_skene"),
+            },
+        )
 
 
 def _consensus(

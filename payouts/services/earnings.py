@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Sum
+from django.utils import timezone
 
 from marketplace.models import User
 from payouts.models import AccountKind, LedgerAccount, LedgerEntry
@@ -69,7 +70,38 @@ def earning_book(*, submission: Any) -> int:
             "submission_id": submission.pk,
         },
     )
+    _maybe_budget_low(project)
     return amount
+
+
+def _maybe_budget_low(project: Any) -> None:
+    """Tell the lab once when escrow falls below BUDGET_LOW_TASKS tasks' worth (webhook
+    `project.budget_low`); funding re-arms it."""
+    from django.conf import settings
+
+    from payouts.selectors import project_escrow_balance, task_price_ceiling
+
+    threshold = settings.BUDGET_LOW_TASKS * task_price_ceiling(project=project)
+    if project_escrow_balance(project=project) >= threshold:
+        return
+    from projects.models import Project
+
+    armed = Project.objects.filter(pk=project.pk, budget_low_notified_at__isnull=True).update(
+        budget_low_notified_at=timezone.now()
+    )
+    if armed:
+        from marketplace.webhooks import webhook_emit
+
+        webhook_emit(
+            lab_id=project.lab_id,
+            event_type="project.budget_low",
+            data={
+                "project": project.pk,
+                "escrow": project_escrow_balance(project=project),
+                "currency": project.currency,
+                "threshold": threshold,
+            },
+        )
 
 
 def _balances(user: User, kind: str) -> list[LedgerAccount]:

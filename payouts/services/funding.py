@@ -116,6 +116,11 @@ def funding_credit(*, session: dict[str, Any]) -> bool:
             memo=f"Checkout {session['id']} for project {funding.project_id}",
             metadata={"project_id": funding.project_id, "funding_id": funding.pk, "fee": fee},
         )
+        if created:
+            # Money arrived: the next low-budget crossing is worth telling the lab about again.
+            from projects.models import Project
+
+            Project.objects.filter(pk=funding.project_id).update(budget_low_notified_at=None)
         if funding.status != FundingStatus.PAID:
             funding.status = FundingStatus.PAID
             funding.paid_at = timezone.now()
