@@ -52,6 +52,9 @@ class ExpertProfile(models.Model):
     share_reputation = models.BooleanField(default=False)
     suspended_at = models.DateTimeField(null=True, blank=True)
     suspension_reason = models.TextField(blank=True)
+    # Set on an automatic judge's account (the name in settings.AI_JUDGES): never a person,
+    # scored like one, never paid.
+    ai_judge = models.CharField(max_length=50, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -406,3 +406,13 @@ WEBHOOK_RETRY_SCHEDULE = [5, 300, 1800, 7200, 18000, 36000]
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 # `project.budget_low` fires when escrow can pay fewer than this many more tasks.
 BUDGET_LOW_TASKS = env.int("BUDGET_LOW_TASKS", default=20)
+
+# --- AI reviewers (automatic judges) ------------------------------------------------------
+AI_JUDGES = {
+    "heuristic": "scoring.judges.heuristic_judge",
+    "random": "scoring.judges.random_judge",
+    "openai": "scoring.judges.openai_judge",
+}
+AI_JUDGE_OPENAI_URL = env.str("AI_JUDGE_OPENAI_URL", default="")
+AI_JUDGE_OPENAI_KEY = env.str("AI_JUDGE_OPENAI_KEY", default="")
+AI_JUDGE_OPENAI_MODEL = env.str("AI_JUDGE_OPENAI_MODEL", default="gpt-4o-mini")

@@ -78,12 +78,16 @@ class ExportContext:
     run: ScoringRun | None
     tiers: dict[int, str]
     pseudonyms: dict[int, str] = field(default_factory=dict)
+    # Automatic judges' accounts: their labels leave only where the lab allows it.
+    excluded: frozenset[int] = frozenset()
 
     @property
     def uses_run_consensus(self) -> bool:
         return self.run is not None and self.filters.min_tier is None
 
     def passes_tier(self, expert_id: int) -> bool:
+        if expert_id in self.excluded:
+            return False
         if self.filters.min_tier is None:
             return True
         tier = self.tiers.get(expert_id)
@@ -93,12 +97,16 @@ class ExportContext:
 
 
 def export_context(*, project: Project, filters: ExportFilters) -> ExportContext:
+    from contributors.models import ExpertProfile
+
     run = scoring_selectors.latest_succeeded_run(project=project)
+    judges = frozenset(ExpertProfile.objects.exclude(ai_judge="").values_list("user_id", flat=True))
     return ExportContext(
         project=project,
         filters=filters,
         run=run,
         tiers=scoring_selectors.contributor_tiers(run=run),
+        excluded=frozenset() if project.ai_judge_counts else judges,
     )
 
 

@@ -93,6 +93,11 @@ class Project(models.Model):
     feed_correction_project = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # An automatic judge (a name in settings.AI_JUDGES) labels the project's items as one more
+    # contributor, scored against gold and the humans like anyone. Its labels count toward
+    # consensus and exports only when `ai_judge_counts` is on; it is never paid.
+    ai_judge = models.CharField(max_length=50, blank=True)
+    ai_judge_counts = models.BooleanField(default=False)
     # When the lab was last told (webhook `project.budget_low`) that escrow runs low.
     budget_low_notified_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(

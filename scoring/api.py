@@ -212,3 +212,43 @@ class LabContributorReputationView(APIView):
             raise exceptions.NotFound()
         rows = selectors.expert_reputation(expert=expert, lab_id=lab_id)
         return Response(ReputationSerializer(rows, many=True).data)
+
+
+class AiJudgeSerializer(serializers.Serializer):
+    judge = serializers.CharField(allow_blank=True, help_text="a name in settings.AI_JUDGES, or ''")
+    counts = serializers.BooleanField(
+        default=False, help_text="its labels count toward consensus and exports"
+    )
+    run = serializers.BooleanField(default=True, help_text="label the items now (queued)")
+
+    def validate_judge(self, value: str) -> str:
+        from django.conf import settings
+
+        if value and value not in settings.AI_JUDGES:
+            raise serializers.ValidationError(f"one of {sorted(settings.AI_JUDGES)}")
+        return value
+
+
+class ProjectAiJudgeView(APIView):
+    @extend_schema(
+        request=AiJudgeSerializer,
+        responses={202: AiJudgeSerializer},
+        summary="Set the project's AI judge (scored like an expert, never paid) and run it",
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        from django.db import transaction
+
+        from scoring.ai import ai_judge_configure
+        from scoring.tasks import ai_judge_run_task
+
+        project = lab_project(request, project_id, LAB_MANAGE_ROLES)
+        payload = AiJudgeSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        ai_judge_configure(project=project, judge=data["judge"], counts=data["counts"])
+        if data["run"] and data["judge"]:
+            transaction.on_commit(lambda: ai_judge_run_task.delay(project.pk))
+        return Response(
+            {"judge": data["judge"], "counts": data["counts"], "run": data["run"]},
+            status=status.HTTP_202_ACCEPTED,
+        )

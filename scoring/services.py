@@ -22,6 +22,7 @@ from django.utils.module_loading import import_string
 
 from marketplace.models import User
 from projects.models import GoldAnswer, Item, Project, Submission, SubmissionStatus, TaskType
+from scoring.ai import ai_contributor_ids
 from scoring.engine import agreement as agreement_engine
 from scoring.engine.dawid_skene import dawid_skene
 from scoring.engine.gold import GoldDimension, gold_item_score, gold_posterior
@@ -413,7 +414,13 @@ def _compute(
             n_classes=n_classes,
         )
         agreement_rate, agreement_n = rates.rate, rates.n
-        result = _consensus(project, labels, categories, item_position, n_experts, n_classes)
+        ai_ids = ai_contributor_ids(expert_ids=labels.experts)
+        counted = [
+            (row, value)
+            for row, value in categories
+            if project.ai_judge_counts or row.expert_id not in ai_ids
+        ]
+        result = _consensus(project, labels, counted, item_position, n_experts, n_classes)
         vote = majority_vote(items_array, values_array, n_items=len(item_ids), n_classes=n_classes)
         targets: dict[str, str] = {
             TaskType.PAIRWISE: "preference",
@@ -421,9 +428,14 @@ def _compute(
             TaskType.RATING: f"dim:{labels.dimensions[0].key}" if labels.dimensions else "rating",
         }
         target = targets[project.task_type]
-        per_item_n = np.bincount(items_array, minlength=len(item_ids))
+        per_item_n = np.bincount(
+            np.array([item_position[row.item_id] for row, _ in counted], dtype=np.int64),
+            minlength=len(item_ids),
+        )
         for item_id, position in item_position.items():
             label = int(result.labels[position])
+            if label < 0:
+                continue  # only labels that do not count (an AI judge's) on this item
             value: Any = PREFERENCES[label] if project.task_type == TaskType.PAIRWISE else label
             consensus_rows.append(
                 ItemConsensus(
@@ -478,6 +490,8 @@ def _compute(
     pair_rates = _pairwise_agreement(categories, labels)
     scores = []
     suspensions = []
+    # Automatic judges are scored like anyone but never suspended or flagged for speed.
+    judges = ai_contributor_ids(expert_ids=labels.experts)
     for expert, index in labels.expert_index.items():
         rows = labels.rows_by_expert[expert]
         posterior = posteriors.get(expert)
@@ -508,10 +522,13 @@ def _compute(
         )
         # Every contributor is a player; one without train labels is a null player (value 0).
         has_impact = estimate is not None
+        if expert in judges:
+            suspend, flags = False, []
         scores.append(
             ContributorScore(
                 run=run,
                 expert_id=expert,
+                is_ai=expert in judges,
                 n_labels=len(rows),
                 gold_mean=posterior.mean if posterior else None,
                 gold_low=posterior.low if posterior else None,

@@ -37,3 +37,12 @@ def shapley_batch_task(run_id: int, seed: int, pairs: int) -> dict[str, object]:
 )
 def scoring_run_merge_task(batches: list[dict[str, object]], run_id: int) -> str:
     return services.scoring_run_merge(run_id=run_id, batches=batches).status
+
+
+@shared_task(name="scoring.tasks.ai_judge_run_task", time_limit=3600, soft_time_limit=3500)
+def ai_judge_run_task(project_id: int) -> dict[str, int]:
+    from projects.models import Project
+    from scoring.ai import ai_judge_run
+
+    report = ai_judge_run(project=Project.objects.get(pk=project_id))
+    return {"labeled": report.labeled, "invalid": report.invalid}

@@ -16,6 +16,11 @@ urlpatterns = [
     ),
     path("me/scores/", api.MyScoresView.as_view(), name="me-scores"),
     path(
+        "projects/<int:project_id>/ai-judge/",
+        api.ProjectAiJudgeView.as_view(),
+        name="project-ai-judge",
+    ),
+    path(
         "admin/experts/<int:user_id>/reputation/",
         api.AdminExpertReputationView.as_view(),
         name="admin-expert-reputation",
