@@ -363,6 +363,9 @@ class Submission(models.Model):
     # Fraud signals for scoring: the client's share of text pasted at once (optional), and the
     # server's own time between serving and submitting.
     pasted_share = models.FloatField(null=True, blank=True)
+    # Optional on any label, asked for on bad cases: which rubric dimension the response
+    # failed, and why (`{"dimension": key, "reason": text}`); the bad-case loop groups by it.
+    blame = models.JSONField(null=True, blank=True)
     server_seconds = models.PositiveIntegerField(default=0)
 
     class Meta:

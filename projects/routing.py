@@ -288,6 +288,7 @@ def assignment_submit(
     rationale: str,
     seconds_spent: int,
     pasted_share: float | None = None,
+    blame: dict[str, Any] | None = None,
 ) -> Submission:
     """Validate against the version served, record the label, book the base earning.
 
@@ -307,6 +308,12 @@ def assignment_submit(
         answer=answer,
         require_all_dimensions=True,
     )
+    if blame is not None:
+        keys = {dimension.key for dimension in rubric.dimensions.all()}
+        if blame.get("dimension") not in keys:
+            problems.append(("blame.dimension", f"must be one of {sorted(keys)}"))
+        if not isinstance(blame.get("reason", ""), str) or len(blame.get("reason", "")) > 500:
+            problems.append(("blame.reason", "text up to 500 characters"))
     if problems:
         from rest_framework.exceptions import ValidationError
 
@@ -333,6 +340,9 @@ def assignment_submit(
             seconds_spent=seconds_spent,
             submitted_at=now,
             pasted_share=pasted_share,
+            blame=None
+            if blame is None
+            else {"dimension": blame["dimension"], "reason": blame.get("reason", "")},
             server_seconds=max(int((now - locked.served_at).total_seconds()), 0),
         )
         locked_item.labels_count += 1

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from projects.api import evolution as evolution_api
 from projects.api import feed as feed_api
 from projects.api import projects as api
 from projects.api import work as work_api
@@ -21,6 +22,26 @@ urlpatterns = [
     ),
     path(
         "projects/<int:project_id>/feed/", feed_api.ProjectFeedView.as_view(), name="project-feed"
+    ),
+    path(
+        "projects/<int:project_id>/bad-cases/",
+        evolution_api.BadCasesView.as_view(),
+        name="project-bad-cases",
+    ),
+    path(
+        "projects/<int:project_id>/bad-cases/promote-dimension/",
+        evolution_api.PromoteDimensionView.as_view(),
+        name="project-promote-dimension",
+    ),
+    path(
+        "projects/<int:project_id>/bad-cases/promote-gold/",
+        evolution_api.PromoteGoldView.as_view(),
+        name="project-promote-gold",
+    ),
+    path(
+        "projects/<int:project_id>/trends/",
+        evolution_api.DimensionTrendsView.as_view(),
+        name="project-trends",
     ),
     path(
         "projects/<int:project_id>/items/import/",

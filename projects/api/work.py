@@ -59,6 +59,12 @@ class SubmitSerializer(serializers.Serializer):
     pasted_share = StrictFloatField(
         required=False, min_value=0.0, max_value=1.0, allow_null=True, default=None
     )
+    blame = serializers.DictField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="optional: `{dimension, reason}`, the rubric dimension the response failed",
+    )
 
 
 class SubmittedSerializer(serializers.Serializer):
@@ -121,7 +127,7 @@ class AssignmentSubmitView(APIView):
         answer = {
             key: value
             for key, value in raw.items()
-            if key not in ("rationale", "seconds_spent", "pasted_share")
+            if key not in ("rationale", "seconds_spent", "pasted_share", "blame")
         }
         submission = routing.assignment_submit(
             assignment=assignment,
@@ -129,6 +135,7 @@ class AssignmentSubmitView(APIView):
             rationale=data["rationale"],
             seconds_spent=data["seconds_spent"],
             pasted_share=data["pasted_share"],
+            blame=data["blame"],
         )
         return Response(SubmittedSerializer(submission).data, status=status.HTTP_201_CREATED)
 

@@ -30,7 +30,7 @@ from marketplace.models import MANAGING_ROLES
 from marketplace.pages import error_messages, lab_for_page, page_user
 from marketplace.permissions import LAB_READ_ROLES
 from marketplace.templatetags.marketplace_tags import ZERO_DECIMAL
-from projects import exports, selectors, services
+from projects import evolution, exports, selectors, services
 from projects.models import DimensionKind, PayUnit, Project, ProjectStatus, TaskType
 from projects.pages.work import PER_RESPONSE_TASKS, response_rows
 from projects.serializers import ProjectCreateSerializer, ProjectWriteSerializer
@@ -513,6 +513,8 @@ def project_dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
             if project.status == ProjectStatus.DRAFT
             else [],
             "formats": sorted(exports.FORMATS_BY_TASK_TYPE[project.task_type]),
+            "bad_cases": evolution.bad_cases_by_dimension(project=project),
+            "trends": evolution.dimension_trends(project=project),
             "tiers": ["platinum", "gold", "silver", "bronze", "probation"],
         },
     )

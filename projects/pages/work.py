@@ -143,6 +143,12 @@ def work_task(request: HttpRequest, assignment_id: Any) -> HttpResponse:
                 rationale=payload.validated_data["rationale"],
                 seconds_spent=payload.validated_data["seconds_spent"],
                 pasted_share=payload.validated_data["pasted_share"],
+                blame={
+                    "dimension": request.POST["blame_dimension"],
+                    "reason": request.POST.get("blame_reason", "")[:500],
+                }
+                if request.POST.get("blame_dimension")
+                else None,
             )
         except (Conflict, Gone) as error:
             messages.error(request, str(error.detail))
@@ -165,6 +171,7 @@ def work_task(request: HttpRequest, assignment_id: Any) -> HttpResponse:
                 dimensions,
                 response_count=response_count if task_type in PER_RESPONSE_TASKS else None,
             ),
+            "dimensions": dimensions,
             "places": range(1, response_count + 1),
             "responses": response_rows(assignment.item.responses, selected),
             "errors": errors,
