@@ -416,3 +416,5 @@ AI_JUDGES = {
 AI_JUDGE_OPENAI_URL = env.str("AI_JUDGE_OPENAI_URL", default="")
 AI_JUDGE_OPENAI_KEY = env.str("AI_JUDGE_OPENAI_KEY", default="")
 AI_JUDGE_OPENAI_MODEL = env.str("AI_JUDGE_OPENAI_MODEL", default="gpt-4o-mini")
+# Where export jobs write their files (served to the lab through the API, never as static).
+EXPORT_DIR = env.str("EXPORT_DIR", default=str(DATA_DIR / "exports"))

@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from django.utils import timezone
@@ -403,8 +403,11 @@ def export_lines(context: ExportContext) -> Iterator[bytes]:
         yield (json.dumps(record, ensure_ascii=False) + "\n").encode()
 
 
-def export_manifest(context: ExportContext, generated_at: datetime | None = None) -> dict[str, Any]:
-    """What a training run cites: counts, rubric versions, the scoring run, and a content hash."""
+def export_manifest(
+    context: ExportContext, generated_at: datetime | None = None, sink: IO[bytes] | None = None
+) -> dict[str, Any]:
+    """What a training run cites: counts, rubric versions, the scoring run, and a content hash.
+    With a `sink`, the exported bytes are written there in the same pass (export jobs)."""
     digest = hashlib.sha256()
     records = 0
     items: set[str] = set()
@@ -412,6 +415,8 @@ def export_manifest(context: ExportContext, generated_at: datetime | None = None
     versions: set[int] = set()
     for line in export_lines(context):
         digest.update(line)
+        if sink is not None:
+            sink.write(line)
         records += 1
         meta = json.loads(line)["meta"]
         if context.filters.format == "sft":

@@ -457,3 +457,30 @@ class FeedEvent(models.Model):
 
     def __str__(self) -> str:
         return f"feed event {self.pk} ({self.decision})"
+
+
+class ExportJobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    READY = "ready", "Ready to download"
+    FAILED = "failed", "Failed"
+
+
+class ExportJob(models.Model):
+    """An export written to a file by a worker; `export.ready` tells the lab's webhooks."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="export_jobs")
+    filters = models.JSONField()
+    status = models.CharField(
+        max_length=6, choices=ExportJobStatus.choices, default=ExportJobStatus.QUEUED
+    )
+    manifest = models.JSONField(null=True, blank=True)
+    path = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"export {self.pk} of project {self.project_id} ({self.status})"

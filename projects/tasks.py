@@ -22,3 +22,10 @@ def feed_route_pending_task() -> int:
     from projects.feed import feed_route_all_pending
 
     return feed_route_all_pending()
+
+
+@shared_task(name="projects.tasks.export_job_run_task", time_limit=3600, soft_time_limit=3500)
+def export_job_run_task(job_id: int) -> str:
+    from projects.export_jobs import export_job_run
+
+    return export_job_run(job_id=job_id).status

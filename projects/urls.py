@@ -24,6 +24,17 @@ urlpatterns = [
         "projects/<int:project_id>/feed/", feed_api.ProjectFeedView.as_view(), name="project-feed"
     ),
     path(
+        "projects/<int:project_id>/exports/",
+        api.ProjectExportJobsView.as_view(),
+        name="project-export-jobs",
+    ),
+    path("exports/<int:job_id>/", api.ExportJobDetailView.as_view(), name="export-job"),
+    path(
+        "exports/<int:job_id>/download/",
+        api.ExportJobDownloadView.as_view(),
+        name="export-job-download",
+    ),
+    path(
         "projects/<int:project_id>/bad-cases/",
         evolution_api.BadCasesView.as_view(),
         name="project-bad-cases",

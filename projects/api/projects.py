@@ -369,3 +369,77 @@ class ProjectStatsView(APIView):
     def get(self, request: Request, project_id: int) -> Response:
         project = lab_project(request, project_id, LAB_PIPELINE_ROLES)
         return Response(selectors.project_stats(project=project))
+
+
+class ExportJobSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    project = serializers.IntegerField(source="project_id")
+    filters = serializers.DictField()
+    status = serializers.CharField()
+    manifest = serializers.DictField(allow_null=True)
+    error = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class ProjectExportJobsView(APIView):
+    @extend_schema(
+        request=ExportQuerySerializer,
+        responses={202: ExportJobSerializer},
+        summary="Write an export to a file in the background; `export.ready` fires when done",
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        from projects.export_jobs import export_job_create
+
+        project = lab_project(request, project_id, LAB_PIPELINE_ROLES)
+        body = request.data if isinstance(request.data, dict) else {}
+        query = ExportQuerySerializer(
+            data={key: value for key, value in body.items() if value not in ("", None)}
+        )
+        query.is_valid(raise_exception=True)
+        filters = exports.ExportFilters(**query.validated_data)
+        if filters.format not in exports.FORMATS_BY_TASK_TYPE[project.task_type]:
+            raise DomainError(
+                "This format does not fit the task type.", code="format_not_supported"
+            )
+        from marketplace.models import User
+
+        person = request.user if isinstance(request.user, User) else None
+        job = export_job_create(project=project, filters=filters, created_by=person)
+        return Response(ExportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _export_job(request: Request, job_id: int) -> Any:
+    from django.shortcuts import get_object_or_404
+
+    from projects.models import ExportJob
+
+    job = get_object_or_404(ExportJob, pk=job_id)
+    lab_project(request, job.project_id, LAB_PIPELINE_ROLES)  # 404 outside the caller's labs
+    return job
+
+
+class ExportJobDetailView(APIView):
+    @extend_schema(responses=ExportJobSerializer, summary="An export job's status and manifest")
+    def get(self, request: Request, job_id: int) -> Response:
+        return Response(ExportJobSerializer(_export_job(request, job_id)).data)
+
+
+class ExportJobDownloadView(APIView):
+    @extend_schema(
+        responses={(200, "application/x-ndjson"): OpenApiTypes.BINARY},
+        summary="Download a ready export job's file",
+    )
+    def get(self, request: Request, job_id: int) -> Any:
+        from django.http import FileResponse
+
+        from marketplace.errors import Conflict
+
+        job = _export_job(request, job_id)
+        if job.status != "ready":
+            raise Conflict(f"The export is {job.status}.", code="export_not_ready")
+        response = FileResponse(open(job.path, "rb"), content_type="application/x-ndjson")  # noqa: SIM115
+        response["Content-Disposition"] = (
+            f'attachment; filename="project-{job.project_id}-export-{job.pk}.jsonl"'
+        )
+        return response

@@ -299,3 +299,50 @@ def test_export_queries_do_not_grow_with_items(
         assert len(records) == size
         counts.append(len(queries))
     assert counts[0] == counts[1], counts
+
+
+def test_export_jobs_write_the_same_bytes_and_announce_export_ready(
+    lab: Lab,
+    lab_owner: User,
+    key_client_for: Any,
+    lab_api_key: str,
+    other_lab_api_key: str,
+    django_capture_on_commit_callbacks: Any,
+    settings: Any,
+    tmp_path: Any,
+) -> None:
+    import hashlib
+
+    from marketplace.models import WebhookDelivery, WebhookEndpoint
+
+    settings.EXPORT_DIR = str(tmp_path)
+    project = make_project(lab, lab_owner)
+    item = make_items(project, 1)[0]
+    make_submission(
+        item, lab_owner, {"preference": "a", "answers": {"correctness": [6, 3], "safety": [1, 0]}}
+    )
+    WebhookEndpoint.objects.create(
+        lab=lab, url="https://hooks.example.org/x", secret="whsec_" + "A" * 44
+    )
+    pipeline = key_client_for(lab_api_key)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        started = pipeline.post(
+            f"/api/v1/projects/{project.pk}/exports/", {"format": "dpo"}, format="json"
+        )
+    assert started.status_code == 202 and started.json()["status"] == "queued"
+    job_id = started.json()["id"]
+    from projects.export_jobs import export_job_run
+
+    export_job_run(job_id=job_id)  # the worker
+    job = pipeline.get(f"/api/v1/exports/{job_id}/").json()
+    assert job["status"] == "ready"
+    downloaded = b"".join(pipeline.get(f"/api/v1/exports/{job_id}/download/").streaming_content)
+    streamed = b"".join(
+        pipeline.get(f"/api/v1/projects/{project.pk}/export/", {"format": "dpo"}).streaming_content
+    )
+    assert downloaded == streamed and downloaded
+    assert job["manifest"]["sha256"] == hashlib.sha256(downloaded).hexdigest()
+    ready = WebhookDelivery.objects.get(event_type="export.ready")
+    assert ready.payload["data"]["download_url"].endswith(f"/api/v1/exports/{job_id}/download/")
+    assert key_client_for(other_lab_api_key).get(f"/api/v1/exports/{job_id}/").status_code == 404
+    assert len(callbacks) == 1  # the job was queued after commit
