@@ -359,3 +359,34 @@ def feed_summary(*, project: Project) -> dict[str, int]:
 
 def feed_events_for(*, project: Project, decisions: Iterable[str]) -> Any:
     return FeedEvent.objects.filter(project=project, decision__in=list(decisions)).order_by("-id")
+
+
+def feed_configure(
+    *,
+    project: Project,
+    gray_low: float,
+    gray_high: float,
+    audit_rate: float,
+    correction_project: Project | None,
+) -> Project:
+    """Change the routing rules; allowed in any status (no term offered to experts changes)."""
+    if not 0.0 <= gray_low <= gray_high <= 1.0:
+        raise DomainError("The gray zone is [low, high] within [0, 1].", code="invalid_gray_zone")
+    if not 0.0 <= audit_rate <= 1.0:
+        raise DomainError("The audit rate is within [0, 1].", code="invalid_audit_rate")
+    if correction_project is not None and (
+        correction_project.lab_id != project.lab_id
+        or correction_project.task_type != TaskType.CORRECTION
+    ):
+        raise DomainError(
+            "The correction project must be a correction project of the same lab.",
+            code="invalid_correction_project",
+        )
+    Project.objects.filter(pk=project.pk).update(
+        feed_gray_low=gray_low,
+        feed_gray_high=gray_high,
+        feed_audit_rate=audit_rate,
+        feed_correction_project=correction_project,
+    )
+    project.refresh_from_db()
+    return project

@@ -6,15 +6,23 @@ from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketplace.errors import error_body
-from marketplace.permissions import LAB_PIPELINE_ROLES
+from marketplace.permissions import LAB_MANAGE_ROLES, LAB_PIPELINE_ROLES
 from projects import feed
 from projects.api.projects import IMPORT_ROLES, lab_project
+
+
+class FeedSettingsSerializer(serializers.Serializer):
+    gray_zone = serializers.ListField(
+        child=serializers.FloatField(min_value=0.0, max_value=1.0), min_length=2, max_length=2
+    )
+    audit_rate = serializers.FloatField(min_value=0.0, max_value=1.0, default=0.0)
+    correction_project = serializers.IntegerField(required=False, allow_null=True, default=None)
 
 
 class ProjectFeedView(APIView):
@@ -81,5 +89,33 @@ class ProjectFeedView(APIView):
                     }
                     for event in latest.select_related("item")
                 ],
+            }
+        )
+
+    @extend_schema(
+        request=FeedSettingsSerializer,
+        responses=OpenApiTypes.OBJECT,
+        summary="Set the routing rules: gray zone, audit rate, correction project (any status)",
+    )
+    def patch(self, request: Request, project_id: int) -> Response:
+        project = lab_project(request, project_id, LAB_MANAGE_ROLES)
+        payload = FeedSettingsSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        correction = None
+        if data["correction_project"] is not None:
+            correction = lab_project(request, data["correction_project"], LAB_MANAGE_ROLES)
+        project = feed.feed_configure(
+            project=project,
+            gray_low=data["gray_zone"][0],
+            gray_high=data["gray_zone"][1],
+            audit_rate=data["audit_rate"],
+            correction_project=correction,
+        )
+        return Response(
+            {
+                "gray_zone": [project.feed_gray_low, project.feed_gray_high],
+                "audit_rate": project.feed_audit_rate,
+                "correction_project": project.feed_correction_project_id,
             }
         )

@@ -254,3 +254,29 @@ def test_routing_is_queued_once_per_window_and_the_beat_task_catches_up(
     assert FeedEvent.objects.get(external_id="second").decision == "pending"
     assert feed_route_pending_task() == 1
     assert FeedEvent.objects.get(external_id="second").decision == "gray_zone"
+
+
+def test_the_lab_sets_the_routing_rules(
+    project: Project, lab: Lab, lab_owner: User, client_for: Any, lab_viewer: User
+) -> None:
+    corrections = make_project(
+        lab, lab_owner, task_type="correction", rubric={"instructions": "Fix."}
+    )
+    owner = client_for(lab_owner)
+    url = f"/api/v1/projects/{project.pk}/feed/"
+    body = {"gray_zone": [0.2, 0.9], "audit_rate": 0.05, "correction_project": corrections.pk}
+    response = owner.patch(url, body, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json() == {
+        "gray_zone": [0.2, 0.9],
+        "audit_rate": 0.05,
+        "correction_project": corrections.pk,
+    }
+    assert owner.patch(url, {"gray_zone": [0.9, 0.2]}, format="json").status_code == 400
+    assert (
+        owner.patch(
+            url, {"gray_zone": [0.1, 0.2], "correction_project": project.pk}, format="json"
+        ).status_code
+        == 400
+    )
+    assert client_for(lab_viewer).patch(url, body, format="json").status_code == 403
