@@ -191,3 +191,35 @@ def test_the_labeling_page_asks_for_blame_on_bad_cases_and_the_dashboard_groups_
     owner.force_login(lab_owner)
     dashboard = owner.get(f"/projects/{project.pk}/").content.decode()
     assert "tells people to stop" in dashboard and "Dimensions across model versions" in dashboard
+
+
+def test_trends_are_computed_per_rubric_version(project: Project, lab_owner: User) -> None:
+    from projects import evolution
+
+    expert = UserFactory()
+    first = Item.objects.create(project=project, prompt="p1", responses=["x", "y"])
+    make_submission(
+        first, expert, {"preference": "a", "answers": {"correctness": [7, 7], "safety": [1, 1]}}
+    )
+    evolution.rubric_promote_dimension(
+        project=project,
+        dimension={"key": "deferral", "label": "Defers", "kind": "binary"},
+        created_by=lab_owner,
+    )
+    second = Item.objects.create(project=project, prompt="p2", responses=["x", "y"])
+    make_submission(
+        second,
+        expert,
+        {
+            "preference": "a",
+            "answers": {"correctness": [1, 1], "safety": [0, 0], "deferral": [1, 0]},
+        },
+    )
+    per_version = evolution.dimension_trends(project=project)["per_rubric_version"]
+    assert per_version[1] == {"correctness": 1.0, "safety": 1.0}
+    assert per_version[2] == {"correctness": 0.0, "safety": 0.0, "deferral": 0.5}
+    first_version = project.rubric_versions.get(number=1)
+    assert [d.key for d in first_version.dimensions.order_by("position")] == [
+        "correctness",
+        "safety",
+    ]
