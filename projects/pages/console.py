@@ -12,6 +12,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -31,6 +32,7 @@ from marketplace.pages import error_messages, lab_for_page, page_user
 from marketplace.permissions import LAB_READ_ROLES
 from marketplace.templatetags.marketplace_tags import ZERO_DECIMAL
 from projects import evolution, exports, selectors, services
+from projects.feed import feed_summary
 from projects.models import DimensionKind, PayUnit, Project, ProjectStatus, TaskType
 from projects.pages.work import PER_RESPONSE_TASKS, response_rows
 from projects.serializers import ProjectCreateSerializer, ProjectWriteSerializer
@@ -514,7 +516,62 @@ def project_dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
             else [],
             "formats": sorted(exports.FORMATS_BY_TASK_TYPE[project.task_type]),
             "bad_cases": evolution.bad_cases_by_dimension(project=project),
+            "feed_summary": feed_summary(project=project),
+            "correction_projects": Project.objects.filter(
+                lab_id=project.lab_id, task_type=TaskType.CORRECTION
+            ).exclude(pk=project.pk),
+            "ai_judges": sorted(settings.AI_JUDGES),
             "trends": evolution.dimension_trends(project=project),
             "tiers": ["platinum", "gold", "silver", "bronze", "probation"],
         },
     )
+
+
+@login_required
+@require_POST
+def project_ai_judge(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The dashboard's AI reviewer form: the same configure-and-run as the API."""
+    from django.db import transaction
+
+    from scoring.ai import ai_judge_configure
+    from scoring.tasks import ai_judge_run_task
+
+    project = _lab_project(request, project_id, MANAGING_ROLES).project
+    judge = request.POST.get("judge", "")
+    if judge and judge not in settings.AI_JUDGES:
+        raise Http404
+    ai_judge_configure(project=project, judge=judge, counts=request.POST.get("counts") == "on")
+    if judge:
+        transaction.on_commit(lambda: ai_judge_run_task.delay(project.pk))
+        messages.success(request, f"AI judge '{judge}' set; it is labeling the items.")
+    else:
+        messages.success(request, "AI judge removed.")
+    return redirect("console-project", project_id=project.pk)
+
+
+@login_required
+@require_POST
+def project_feed_rules(request: HttpRequest, project_id: int) -> HttpResponse:
+    from projects import feed
+
+    project = _lab_project(request, project_id, MANAGING_ROLES).project
+    correction = None
+    raw = request.POST.get("correction_project", "")
+    if raw.isdigit():
+        correction = _lab_project(request, int(raw), MANAGING_ROLES).project
+    try:
+        feed.feed_configure(
+            project=project,
+            gray_low=float(request.POST.get("gray_low", "0.4")),
+            gray_high=float(request.POST.get("gray_high", "0.8")),
+            audit_rate=float(request.POST.get("audit_rate", "0")),
+            correction_project=correction,
+        )
+    except ValueError:
+        messages.error(request, "The gray zone and audit rate are numbers between 0 and 1.")
+    except exceptions.APIException as error:
+        for message in error_messages(error):
+            messages.error(request, message)
+    else:
+        messages.success(request, "Feed rules saved.")
+    return redirect("console-project", project_id=project.pk)

@@ -32,4 +32,10 @@ urlpatterns = [
         console.project_scoring_run,
         name="console-project-score",
     ),
+    path("projects/<int:project_id>/ai-judge/", console.project_ai_judge, name="console-ai-judge"),
+    path(
+        "projects/<int:project_id>/feed-rules/",
+        console.project_feed_rules,
+        name="console-feed-rules",
+    ),
 ]

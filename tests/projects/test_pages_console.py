@@ -234,3 +234,40 @@ def test_publish_from_the_dashboard_reports_problems(lab: Lab, lab_owner: User) 
     assert "cannot be published" in response.content.decode()
     project.refresh_from_db()
     assert project.status == "draft"
+
+
+def test_dashboard_sets_feed_rules_and_the_ai_judge(
+    lab: Lab, lab_owner: User, lab_viewer: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    from projects.models import Submission
+
+    project = open_project(lab, lab_owner, items=2)
+    client = browser(lab_owner)
+    html = client.get(f"/projects/{project.pk}/").content.decode()
+    assert "Save feed rules" in html and "AI reviewer" in html
+    client.post(
+        f"/projects/{project.pk}/feed-rules/",
+        {"gray_low": "0.3", "gray_high": "0.7", "audit_rate": "0.1"},
+    )
+    project.refresh_from_db()
+    assert (project.feed_gray_low, project.feed_gray_high, project.feed_audit_rate) == (
+        0.3,
+        0.7,
+        0.1,
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/projects/{project.pk}/ai-judge/", {"judge": "heuristic"})
+    project.refresh_from_db()
+    assert project.ai_judge == "heuristic"
+    assert (
+        Submission.objects.filter(
+            project=project, expert__email="ai-judge+heuristic@ai.invalid"
+        ).count()
+        == 2
+    )
+    assert (
+        browser(lab_viewer)
+        .post(f"/projects/{project.pk}/ai-judge/", {"judge": "random"})
+        .status_code
+        == 403
+    )
