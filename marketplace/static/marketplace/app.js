@@ -59,7 +59,8 @@
       }
       if (key === "enter" && !(target instanceof HTMLButtonElement)) {
         event.preventDefault();
-        form.requestSubmit();
+        // The form's first button decides (Submit on a task, Accept on a review).
+        form.requestSubmit(form.querySelector("button[type=submit]"));
       }
     });
 
