@@ -2,15 +2,12 @@
 
 A run is idempotent per (project, submission high-water mark): asking again with no new labels
 returns the existing run. The engine does the maths on arrays; this module only moves data
-between the database and the engine, and records timings per stage.
-"""
+between the database and the engine, and records timings per stage."""
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,16 +15,13 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from marketplace.models import User
-from projects.models import GoldAnswer, Item, Project, Submission, SubmissionStatus, TaskType
+from projects.models import Project, Submission, TaskType
 from scoring.ai import ai_contributor_ids
 from scoring.engine import agreement as agreement_engine
-from scoring.engine.dawid_skene import dawid_skene
-from scoring.engine.gold import GoldDimension, gold_item_score, gold_posterior
+from scoring.engine.gold import gold_item_score, gold_posterior
 from scoring.engine.majority import majority_vote
-from scoring.engine.reward_model import featurise, fit_reward_model, pairwise_accuracy
 from scoring.engine.shapley import (
     MAX_EXACT_PLAYERS,
     PermutationBatch,
@@ -45,9 +39,14 @@ from scoring.engine.tiers import (
     tier_for,
 )
 from scoring.models import ContributorScore, ItemConsensus, ScoringRun, ScoringRunStatus
-
-ENGINE_VERSION = "1.0"
-PREFERENCES = ("a", "b", "tie")
+from scoring.services.agreement import (
+    _consensus,
+    _dimension_agreement,
+    _dimension_alphas,
+    _pairwise_agreement,
+)
+from scoring.services.impact import _utility
+from scoring.services.labels import ENGINE_VERSION, PREFERENCES, Labels, _category, _load
 
 
 def scoring_run_create(*, project: Project, created_by: User | None, seed: int = 0) -> ScoringRun:
@@ -86,130 +85,6 @@ def scoring_run_create(*, project: Project, created_by: User | None, seed: int =
 
         transaction.on_commit(lambda: tasks.scoring_run_execute_task.delay(run.pk))
     return run
-
-
-@dataclass
-class Labels:
-    """A project's accepted labels, as arrays the engine reads."""
-
-    experts: list[int]
-    expert_index: dict[int, int]
-    submissions: list[Submission]
-    gold: dict[int, dict[str, Any]]
-    items: dict[int, Item]
-    dimensions: list[GoldDimension]
-    rows_by_expert: dict[int, list[Submission]] = field(default_factory=dict)
-
-
-def _load(project: Project, high_water: int) -> Labels:
-    submissions = list(
-        Submission.objects.filter(
-            project=project, status=SubmissionStatus.ACCEPTED, id__lte=high_water
-        ).order_by("id")
-    )
-    experts = sorted({row.expert_id for row in submissions})
-    items = Item.objects.in_bulk({row.item_id for row in submissions})
-    gold = dict(GoldAnswer.objects.filter(item__project=project).values_list("item_id", "answer"))
-    rubric = project.rubric_versions.order_by("-number").first()
-    dimensions = [
-        GoldDimension(key=d.key, kind=d.kind, weight=d.weight, tolerance=d.tolerance)
-        for d in (rubric.dimensions.all() if rubric else [])
-    ]
-    labels = Labels(
-        experts=experts,
-        expert_index={expert: index for index, expert in enumerate(experts)},
-        submissions=submissions,
-        gold=gold,
-        items=items,
-        dimensions=dimensions,
-    )
-    for row in submissions:
-        labels.rows_by_expert.setdefault(row.expert_id, []).append(row)
-    return labels
-
-
-def _category(project: Project, answer: dict[str, Any]) -> int | None:
-    """The categorical answer agreement and Dawid-Skene use: the preference (pairwise), the
-    best response (ranking), the first dimension's value (rating)."""
-    if project.task_type == TaskType.PAIRWISE:
-        value = answer.get("preference")
-        return PREFERENCES.index(value) if value in PREFERENCES else None
-    if project.task_type == TaskType.RANKING:
-        ranking = answer.get("ranking") or []
-        return int(ranking[0]) if ranking else None
-    if project.task_type == TaskType.RATING:
-        values = answer.get("answers") or {}
-        first = next(iter(values.values()), None)
-        return int(first) if isinstance(first, int | bool) else None
-    return None
-
-
-@dataclass
-class RewardModelUtility:
-    """v(S): eval accuracy of a reward model trained on the preference labels of S."""
-
-    owners: np.ndarray
-    train: np.ndarray
-    evaluation: np.ndarray
-    l2: float = 1.0
-    cache: dict[bytes, float] = field(default_factory=dict)
-
-    def evaluate(self, mask: np.ndarray, state: Any) -> tuple[float, Any]:
-        key = np.packbits(mask).tobytes()
-        rows = mask[self.owners] if self.owners.size else np.zeros(0, dtype=bool)
-        if not rows.any():
-            return 0.5, state
-        if key in self.cache:
-            return self.cache[key], state
-        model = fit_reward_model(self.train[rows], l2=self.l2, warm_start=state)
-        value = pairwise_accuracy(model, self.evaluation)
-        self.cache[key] = value
-        return value, model.weights
-
-
-def _features(item: Item) -> np.ndarray:
-    if item.features:
-        return np.asarray(item.features, dtype=np.float64)
-    return featurise([f"{item.prompt}\n{response}" for response in item.responses])
-
-
-def _utility(project: Project, labels: Labels) -> tuple[Any, dict[int, int]]:
-    """The coalition utility of a pairwise project's contributors (None when there is nothing
-    to evaluate on), and each contributor's number of train labels."""
-    if project.task_type != TaskType.PAIRWISE or not labels.experts:
-        return None, {}
-    evaluation_rows = []
-    for item_id, answer in labels.gold.items():
-        preference = answer.get("preference")
-        if preference not in ("a", "b"):
-            continue
-        item = labels.items.get(item_id) or Item.objects.get(pk=item_id)
-        phi = _features(item)
-        evaluation_rows.append(phi[0] - phi[1] if preference == "a" else phi[1] - phi[0])
-    if not evaluation_rows:
-        return None, {}
-    owners, train = [], []
-    counts: Counter[int] = Counter()
-    feature_cache: dict[int, np.ndarray] = {}
-    for row in labels.submissions:
-        item = labels.items[row.item_id]
-        preference = row.answer.get("preference")
-        if item.is_gold or item.split != "train" or preference not in ("a", "b"):
-            continue
-        if item.pk not in feature_cache:
-            feature_cache[item.pk] = _features(item)
-        phi = feature_cache[item.pk]
-        train.append(phi[0] - phi[1] if preference == "a" else phi[1] - phi[0])
-        owners.append(labels.expert_index[row.expert_id])
-        counts[row.expert_id] += 1
-    dimension = len(evaluation_rows[0])
-    utility_class = import_string(settings.SCORING_UTILITY)
-    utility = utility_class(
-        owners=np.asarray(owners, dtype=np.int64),
-        train=np.asarray(train).reshape(-1, dimension),
-        evaluation=np.asarray(evaluation_rows),
-    )
-    return utility, dict(counts)
 
 
 def _fail(run_id: int, error: BaseException) -> None:
@@ -587,55 +462,6 @@ def _compute(
         )
 
 
-def _consensus(
-    project: Project,
-    labels: Labels,
-    categories: list[tuple[Submission, int]],
-    item_position: dict[int, int],
-    n_experts: int,
-    n_classes: int,
-) -> Any:
-    """Dawid-Skene over the work items, anchored by the gold items: their labels join the
-    arrays with the gold answer's class held fixed, so every contributor's confusion matrix is
-    calibrated by the hidden tests they took (SCORING.md section 3; docs/SCORING.md)."""
-    gold_rows = []
-    known_class: dict[int, int] = {}
-    for row in labels.submissions:
-        if not labels.items[row.item_id].is_gold or row.item_id not in labels.gold:
-            continue
-        category = _category(project, row.answer)
-        truth = _category(project, labels.gold[row.item_id])
-        if category is None or truth is None or max(category, truth) >= n_classes:
-            continue
-        gold_rows.append((row, category))
-        known_class[row.item_id] = truth
-    gold_position = {
-        item_id: len(item_position) + index for index, item_id in enumerate(sorted(known_class))
-    }
-    rows = categories + gold_rows
-    position = {**item_position, **gold_position}
-    known = np.full(len(position), -1)
-    for item_id, truth in known_class.items():
-        known[gold_position[item_id]] = truth
-    result = dawid_skene(
-        np.array([position[row.item_id] for row, _ in rows]),
-        np.array([labels.expert_index[row.expert_id] for row, _ in rows]),
-        np.array([value for _, value in rows]),
-        n_items=len(position),
-        n_workers=n_experts,
-        n_classes=n_classes,
-        known=known if known_class else None,
-    )
-    # Only the work items' consensus is reported; the first len(item_position) rows are theirs.
-    count = len(item_position)
-    return dataclasses.replace(
-        result,
-        posteriors=result.posteriors[:count],
-        labels=result.labels[:count],
-        confidence=result.confidence[:count],
-    )
-
-
 def _suspend(suspensions: list[tuple[int, dict[str, Any]]]) -> None:
     """Automatic suspension (with its evidence); an expert already suspended stays as is."""
     from contributors.models import ExpertProfile
@@ -650,105 +476,6 @@ def _suspend(suspensions: list[tuple[int, dict[str, Any]]]) -> None:
             suspended_by=None,
             evidence=evidence,
         )
-
-
-def _pairwise_agreement(
-    categories: list[tuple[Submission, int]], labels: Labels
-) -> dict[int, dict[int, tuple[float, int]]]:
-    """expert -> other expert -> (share of shared items with the same answer, shared items)."""
-    by_item: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for row, value in categories:
-        by_item[row.item_id].append((row.expert_id, value))
-    same: Counter[tuple[int, int]] = Counter()
-    shared: Counter[tuple[int, int]] = Counter()
-    for answers in by_item.values():
-        for first, first_value in answers:
-            for second, second_value in answers:
-                if first != second:
-                    shared[(first, second)] += 1
-                    same[(first, second)] += first_value == second_value
-    result: dict[int, dict[int, tuple[float, int]]] = defaultdict(dict)
-    for (first, second), count in shared.items():
-        result[first][second] = (same[(first, second)] / count, count)
-    return result
-
-
-def _dimension_cells(
-    labels: Labels, work: list[Submission], dimension: GoldDimension
-) -> tuple[int, list[tuple[int, int, float]]]:
-    """(number of units, cells (worker, unit, value)) of one dimension: a per-response value is
-    its own unit (item, response); choice options become nominal codes."""
-    units: dict[tuple[int, int], int] = {}
-    codes: dict[str, int] = {}
-    cells = []
-    for row in work:
-        value = (row.answer.get("answers") or {}).get(dimension.key)
-        values = value if isinstance(value, list) else [value]
-        for response, single in enumerate(values):
-            if isinstance(single, str):
-                number = float(codes.setdefault(single, len(codes)))
-            elif isinstance(single, bool) or not isinstance(single, int | float):
-                continue
-            else:
-                number = float(single)
-            unit = units.setdefault((row.item_id, response), len(units))
-            cells.append((labels.expert_index[row.expert_id], unit, number))
-    return len(units), cells
-
-
-def _dimension_alphas(labels: Labels, work: list[Submission]) -> dict[str, float | None]:
-    """Krippendorff's alpha per rubric dimension (ordinal for likert, nominal otherwise)."""
-    alphas: dict[str, float | None] = {}
-    for dimension in labels.dimensions:
-        n_units, cells = _dimension_cells(labels, work, dimension)
-        if not cells:
-            continue
-        matrix = np.full((len(labels.experts), n_units), np.nan)
-        for worker, unit, single in cells:
-            matrix[worker, unit] = single
-        level = "ordinal" if dimension.kind == "likert" else "nominal"
-        alpha = agreement_engine.krippendorff_alpha(matrix, level)
-        alphas[f"dim:{dimension.key}"] = None if np.isnan(alpha) else round(alpha, 6)
-    return alphas
-
-
-def _dimension_agreement(
-    labels: Labels, work: list[Submission], n_experts: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per contributor, leave-one-out agreements and comparisons over every rubric dimension
-    (SCORING.md section 2: likert within tolerance of the others' median, others exact), to be
-    pooled with the preference's: an expert who inverts one dimension is seen there."""
-    hits = np.zeros(n_experts)
-    counted = np.zeros(n_experts, dtype=np.int64)
-    for dimension in labels.dimensions:
-        n_units, cells = _dimension_cells(labels, work, dimension)
-        if not cells:
-            continue
-        workers = np.array([cell[0] for cell in cells])
-        units = np.array([cell[1] for cell in cells])
-        values = np.array([cell[2] for cell in cells])
-        if dimension.kind == "likert":
-            rates = agreement_engine.leave_one_out_agreement(
-                units,
-                workers,
-                values,
-                n_items=n_units,
-                n_workers=n_experts,
-                tolerance=float(dimension.tolerance),
-            )
-        else:
-            codes = values.astype(np.int64)
-            rates = agreement_engine.leave_one_out_agreement(
-                units,
-                workers,
-                codes,
-                n_items=n_units,
-                n_workers=n_experts,
-                n_classes=int(codes.max()) + 1,
-            )
-        hits += np.nan_to_num(rates.rate) * rates.n
-        counted += rates.n
-    return hits, counted
 
 
 def scoring_rescore_open_projects() -> int:
