@@ -24,6 +24,7 @@ from contributors.models import (
     CertificationRole,
     Exam,
     ExamAttempt,
+    ExpertProfile,
     ExpertSkill,
     QuestionKind,
     Skill,
@@ -280,12 +281,7 @@ def desk_home(request: HttpRequest) -> HttpResponse:
         "contributors/desk_home.html",
         {
             "pending_applications": selectors.application_queue(status="pending").count(),
-            "suspended": SuspensionEvent.objects.filter(
-                user__expert_profile__suspended_at__isnull=False
-            )
-            .values("user")
-            .distinct()
-            .count(),
+            "suspended": ExpertProfile.objects.filter(suspended_at__isnull=False).count(),
             "flags": len(flagged_scores()),
             "payout_runs": payout_runs_needing_attention().count(),
         },

@@ -42,7 +42,8 @@ class Reply:
 
 
 def _is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
+    # A link-local IPv6 answer carries its zone ("fe80::1%eth0"); the zone is not part of it.
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_global and not ip.is_multicast

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
 import json
 import secrets
 import time
@@ -119,7 +120,7 @@ def _attempt(
         reply = safe_post(endpoint.url, body, headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS)
     except UnsafeTarget as error:
         return None, f"refused: {error}"
-    except OSError as error:  # connection refused, timeout, TLS failure
+    except (OSError, http.client.HTTPException) as error:  # refused, timeout, TLS, bad reply
         return None, f"{type(error).__name__}: {error}"[:500]
     if 200 <= reply.status < 300:
         return reply.status, ""

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from marketplace.errors import DomainError
+from marketplace.errors import Conflict, DomainError
 from projects.models import (
     RESPONSE_COUNTS,
     FeedDecision,
@@ -139,8 +139,6 @@ def _backlog_add(project_id: int, count: int) -> None:
 def feed_accept(*, project: Project, events: list[Any]) -> FeedReceipt:
     """Validate a batch (all or nothing) and store it; routing is queued for after commit."""
     if project.status == ProjectStatus.CLOSED:
-        from marketplace.errors import Conflict
-
         raise Conflict("The project is closed.", code="project_closed")
     if not 1 <= len(events) <= MAX_BATCH:
         raise DomainError(f"Send 1 to {MAX_BATCH} events.", code="invalid_batch")

@@ -17,7 +17,7 @@ from marketplace.errors import DomainError
 from marketplace.models import User
 from projects.answers import dimension_specs, validate_answer
 from projects.automatic import submission_record_automatic
-from projects.models import TaskType
+from projects.models import Project, TaskType
 
 JUDGED_TASK_TYPES = frozenset({TaskType.PAIRWISE, TaskType.RANKING, TaskType.RATING})
 
@@ -49,13 +49,11 @@ def ai_contributor_ids(*, expert_ids: list[int]) -> set[int]:
     )
 
 
-def ai_judge_run(*, project: object) -> JudgeReport:
+def ai_judge_run(*, project: Project) -> JudgeReport:
     """Label every item of the project (gold included: that is how the judge is measured)
     that its judge has not labeled yet, with the current rubric version."""
-    from projects.models import Project
     from projects.selectors import project_current_rubric
 
-    assert isinstance(project, Project)
     name = project.ai_judge
     if not name or name not in settings.AI_JUDGES:
         raise DomainError("The project has no known AI judge configured.", code="no_ai_judge")
@@ -96,11 +94,8 @@ def ai_judge_run(*, project: object) -> JudgeReport:
     return JudgeReport(labeled=labeled, invalid=invalid)
 
 
-def ai_judge_configure(*, project: object, judge: str, counts: bool) -> None:
+def ai_judge_configure(*, project: Project, judge: str, counts: bool) -> None:
     """Choose the project's judge (or none) and whether its labels count. Allowed in any
     status: it changes no term offered to experts."""
-    from projects.models import Project
-
-    assert isinstance(project, Project)
     Project.objects.filter(pk=project.pk).update(ai_judge=judge, ai_judge_counts=counts)
     project.ai_judge, project.ai_judge_counts = judge, counts

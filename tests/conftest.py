@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from marketplace import services
@@ -95,6 +96,13 @@ def headless_login(client: APIClient, email: str, password: str = PASSWORD) -> s
                 break
     assert response.status_code == 200, response.content
     return response.json()["meta"]["session_token"]
+
+
+def browser(user: User, *, csrf: bool = False) -> Client:
+    """A page client signed in as `user` (a browser session); `csrf` enforces CSRF checks."""
+    client = Client(enforce_csrf_checks=csrf)
+    client.force_login(user)
+    return client
 
 
 @pytest.fixture

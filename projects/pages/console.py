@@ -33,7 +33,14 @@ from marketplace.permissions import LAB_READ_ROLES
 from marketplace.templatetags.marketplace_tags import ZERO_DECIMAL
 from projects import evolution, exports, selectors, services
 from projects.feed import feed_summary
-from projects.models import DimensionKind, PayUnit, Project, ProjectStatus, TaskType
+from projects.models import (
+    RESPONSE_COUNTS,
+    DimensionKind,
+    PayUnit,
+    Project,
+    ProjectStatus,
+    TaskType,
+)
 from projects.pages.work import PER_RESPONSE_TASKS, response_rows
 from projects.serializers import ProjectCreateSerializer, ProjectWriteSerializer
 
@@ -321,7 +328,9 @@ def project_preview(request: HttpRequest, project_id: int) -> HttpResponse:
     project = _lab_project(request, project_id).project
     rubric = selectors.project_current_rubric(project=project)
     item = project.items.filter(is_gold=False).order_by("id").first()
-    responses = item.responses if item else ["(response A)", "(response B)"][:2]
+    low, _ = RESPONSE_COUNTS[project.task_type]
+    placeholders = [f"(response {chr(65 + index)} shows here)" for index in range(low)]
+    responses = item.responses if item else placeholders
     task_type = project.task_type
     count = len(responses)
     dimensions = rubric_dicts(rubric.dimensions.order_by("position")) if rubric else []

@@ -15,16 +15,11 @@ from contributors.models import (
     SuspensionEvent,
 )
 from marketplace.models import User
+from tests.conftest import browser
 from tests.contributors.factories import enable_mfa, make_exam
 from tests.marketplace.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def browser(user: User, *, csrf: bool = False) -> Client:
-    client = Client(enforce_csrf_checks=csrf)
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

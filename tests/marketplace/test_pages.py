@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 
 from marketplace.models import Lab, User
+from tests.conftest import browser
 from tests.projects.factories import make_project
 
 pytestmark = pytest.mark.django_db
@@ -54,12 +55,6 @@ def test_checkout_return_lands_on_the_project(lab: Lab, lab_owner: User) -> None
     assert response.status_code == 302 and response["Location"] == f"/projects/{project.pk}/"
 
 
-def _browser(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def test_lab_settings_owner_adds_members_and_keys(
     lab: Lab, lab_owner: User, lab_manager: User, lab_viewer: User, other_lab_owner: User
 ) -> None:
@@ -68,7 +63,7 @@ def test_lab_settings_owner_adds_members_and_keys(
     from tests.marketplace.factories import UserFactory
 
     newcomer = UserFactory()  # the factory gives a verified primary email
-    owner = _browser(lab_owner)
+    owner = browser(lab_owner)
     url = f"/labs/{lab.pk}/settings/"
     owner.post(url, {"action": "member_add", "email": newcomer.email, "role": "viewer"})
     assert Membership.objects.get(lab=lab, user=newcomer).role == "viewer"
@@ -77,15 +72,15 @@ def test_lab_settings_owner_adds_members_and_keys(
     assert raw in response.content.decode()
     assert api_key_resolve(raw_key=raw) is not None
     key = ApiKey.objects.get(lab=lab, name="pipeline")
-    assert raw not in _browser(lab_owner).get(url).content.decode()  # shown once
+    assert raw not in browser(lab_owner).get(url).content.decode()  # shown once
     # A manager may manage keys but not members; a viewer neither; outsiders get 404.
-    manager = _browser(lab_manager)
+    manager = browser(lab_manager)
     manager.post(
         url, {"action": "member_remove", "membership": Membership.objects.get(user=newcomer).pk}
     )
     assert Membership.objects.filter(user=newcomer).exists()
     manager.post(url, {"action": "key_revoke", "key": key.pk})
     assert api_key_resolve(raw_key=raw) is None
-    viewer_page = _browser(lab_viewer).get(url).content.decode()
+    viewer_page = browser(lab_viewer).get(url).content.decode()
     assert "Create key" not in viewer_page and "Add member" not in viewer_page
-    assert _browser(other_lab_owner).get(url).status_code == 404
+    assert browser(other_lab_owner).get(url).status_code == 404

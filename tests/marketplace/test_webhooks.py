@@ -239,3 +239,24 @@ def test_webhook_api_scoping_and_log(
     assert client_for(lab_viewer).get(f"/api/v1/labs/{lab.pk}/webhooks/").status_code == 403
     assert owner.delete(f"/api/v1/labs/{lab.pk}/webhooks/{endpoint_id}/").status_code == 204
     assert WebhookEndpoint.objects.get(pk=endpoint_id).is_active is False
+
+
+def test_a_broken_reply_is_a_failed_attempt_not_a_crash(
+    endpoint: WebhookEndpoint, monkeypatch: Any
+) -> None:
+    import http.client
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise http.client.BadStatusLine("garbage")
+
+    monkeypatch.setattr(webhooks, "safe_post", broken)
+    delivery = webhooks.webhook_test(endpoint=endpoint)
+    assert (delivery.status, delivery.attempts) == ("pending", 1)
+    assert delivery.last_error.startswith("BadStatusLine")
+
+
+def test_zoned_ipv6_answers_are_judged_without_their_zone() -> None:
+    from marketplace.safe_http import _is_public
+
+    assert _is_public("fe80::1%eth0") is False
+    assert _is_public("2606:4700:4700::1111") is True

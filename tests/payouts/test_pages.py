@@ -7,11 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from marketplace.models import Lab, User
 from payouts.models import PayoutAccount, PayoutRun
+from tests.conftest import browser
 from tests.contributors.factories import enable_mfa
 from tests.marketplace.factories import UserFactory
 from tests.payouts.conftest import LocalStripe
@@ -19,12 +19,6 @@ from tests.payouts.factories import book_earning, fund_project, onboarded
 from tests.projects.factories import make_project
 
 pytestmark = pytest.mark.django_db
-
-
-def browser(user: User, *, csrf: bool = False) -> Client:
-    client = Client(enforce_csrf_checks=csrf)
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

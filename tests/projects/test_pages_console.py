@@ -7,19 +7,13 @@ from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 
 from marketplace.models import Lab, User
 from projects.models import Item, Project
+from tests.conftest import browser
 from tests.projects.factories import make_project, make_submission, ndjson, open_project
 
 pytestmark = pytest.mark.django_db
-
-
-def browser(user: User, *, csrf: bool = False) -> Client:
-    client = Client(enforce_csrf_checks=csrf)
-    client.force_login(user)
-    return client
 
 
 PROJECT_FORM: dict[str, Any] = {
@@ -271,3 +265,21 @@ def test_dashboard_sets_feed_rules_and_the_ai_judge(
         .status_code
         == 403
     )
+
+
+def test_preview_without_items_shows_placeholders_for_the_task_type(
+    lab: Lab, lab_owner: User
+) -> None:
+    rating = make_project(
+        lab,
+        lab_owner,
+        task_type="rating",
+        rubric={
+            "dimensions": [
+                {"key": "clarity", "label": "Clear", "kind": "likert", "min": 1, "max": 5}
+            ]
+        },
+    )
+    html = browser(lab_owner).get(f"/projects/{rating.pk}/preview/").content.decode()
+    assert "(response A shows here)" in html and "(response B shows here)" not in html
+    assert 'name="dim.clarity"' in html

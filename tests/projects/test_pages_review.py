@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
 from marketplace.models import Lab, User
 from projects.models import Review, Submission
+from tests.conftest import browser
 from tests.contributors.factories import certify, qualify_for_cardiology
 from tests.marketplace.factories import UserFactory
 from tests.projects.factories import make_submission, open_project
 
 pytestmark = pytest.mark.django_db
-
-
-def browser(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

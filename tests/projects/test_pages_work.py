@@ -9,17 +9,12 @@ from django.test import Client
 
 from marketplace.models import Lab, User
 from projects.models import Assignment, Item, Project, Submission
+from tests.conftest import browser
 from tests.contributors.factories import qualify_for_cardiology
 from tests.marketplace.factories import UserFactory
 from tests.projects.factories import open_project
 
 pytestmark = pytest.mark.django_db
-
-
-def browser(user: User, *, csrf: bool = False) -> Client:
-    client = Client(enforce_csrf_checks=csrf)
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

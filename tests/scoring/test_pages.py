@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
 from marketplace.models import Lab, User
 from scoring.engine.tiers import next_tier_hint
 from scoring.models import ContributorScore, ScoringRun
+from tests.conftest import browser
 from tests.contributors.factories import enable_mfa
 from tests.projects.factories import make_project
 
 pytestmark = pytest.mark.django_db
-
-
-def browser(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_next_tier_hint() -> None:
