@@ -41,7 +41,7 @@ from contributors.serializers import (
 )
 from marketplace.answer_forms import controls, dimension_answers
 from marketplace.models import User
-from marketplace.pages import error_messages, page_user, staff_desk
+from marketplace.pages import error_messages, flash_errors, page_user, staff_desk
 
 
 def _lines(text: str) -> list[str]:
@@ -201,8 +201,7 @@ def exam_start(request: HttpRequest, exam_id: int) -> HttpResponse:
     try:
         attempt = services.exam_attempt_start(exam=exam, user=page_user(request))
     except exceptions.APIException as error:
-        for message in error_messages(error):
-            messages.error(request, message)
+        flash_errors(request, error)
         return redirect("expert-exams")
     return redirect("expert-attempt", attempt_id=attempt.pk)
 
@@ -325,8 +324,7 @@ def desk_application_decide(request: HttpRequest, application_id: int) -> HttpRe
             certify=bool(payload.validated_data.get("certify", False)),
         )
     except exceptions.APIException as error:
-        for message in error_messages(error):
-            messages.error(request, message)
+        flash_errors(request, error)
     else:
         verb = "approved" if approve else "rejected"
         messages.success(request, f"Application #{application.pk} {verb}.")
@@ -393,8 +391,7 @@ def desk_certification_revoke(request: HttpRequest, certification_id: int) -> Ht
             )
             messages.success(request, f"Certification #{certification.pk} revoked.")
         except exceptions.APIException as error:
-            for message in error_messages(error):
-                messages.error(request, message)
+            flash_errors(request, error)
     return redirect("desk-certifications")
 
 
@@ -461,8 +458,7 @@ def desk_expert_suspension(request: HttpRequest) -> HttpResponse:
                 reason=payload.validated_data["reason"],
             )
     except exceptions.APIException as error:
-        for message in error_messages(error):
-            messages.error(request, message)
+        flash_errors(request, error)
     else:
         messages.success(
             request, f"{expert.email}: {'reinstated' if action == 'reinstate' else 'suspended'}."

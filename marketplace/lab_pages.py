@@ -13,7 +13,7 @@ from rest_framework import exceptions
 from marketplace import selectors, services
 from marketplace.api import ApiKeyCreateSerializer, MemberAddSerializer, MemberRoleSerializer
 from marketplace.models import MANAGING_ROLES, ApiKey, Lab, Membership, Role
-from marketplace.pages import error_messages, lab_for_page, page_user
+from marketplace.pages import flash_errors, lab_for_page, page_user
 from marketplace.permissions import LAB_READ_ROLES
 
 
@@ -30,8 +30,7 @@ def lab_settings(request: HttpRequest, lab_id: int) -> HttpResponse:
         try:
             new_key = _apply(request, lab, action)
         except exceptions.APIException as error:
-            for message in error_messages(error):
-                messages.error(request, message)
+            flash_errors(request, error)
         if new_key is None:
             return redirect("console-lab-settings", lab_id=lab.pk)
     return render(

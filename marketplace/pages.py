@@ -70,3 +70,11 @@ def error_messages(error: exceptions.APIException) -> list[str]:
             text = detail.get("message", "")
             messages.append(f"{where}: {text}" if where else text)
     return messages
+
+
+def flash_errors(request: HttpRequest, error: exceptions.APIException) -> None:
+    """Show a service's refusal on the next page, one message per problem."""
+    from django.contrib import messages
+
+    for message in error_messages(error):
+        messages.error(request, message)

@@ -12,7 +12,7 @@ from django.urls import path
 from django.views.decorators.http import require_POST
 from rest_framework import exceptions
 
-from marketplace.pages import error_messages, page_user, staff_desk
+from marketplace.pages import error_messages, flash_errors, page_user, staff_desk
 from payouts import selectors, tasks
 from payouts.api import PayoutRunCreateSerializer
 from payouts.models import PayoutLine, PayoutRun, PayoutRunStatus
@@ -133,8 +133,7 @@ def desk_payout_run_action(request: HttpRequest, run_id: int) -> HttpResponse:
             payout_runs.payout_line_retry(line=line)
             messages.success(request, f"Line #{line.pk} queued for retry.")
     except exceptions.APIException as error:
-        for message in error_messages(error):
-            messages.error(request, message)
+        flash_errors(request, error)
     return redirect("desk-payout-run", run_id=run.pk)
 
 

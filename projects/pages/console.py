@@ -28,7 +28,7 @@ from marketplace import services as marketplace_services
 from marketplace.answer_forms import controls, rubric_dicts
 from marketplace.charts import bar_chart, line_chart
 from marketplace.models import MANAGING_ROLES
-from marketplace.pages import error_messages, lab_for_page, page_user
+from marketplace.pages import error_messages, flash_errors, lab_for_page, page_user
 from marketplace.permissions import LAB_READ_ROLES
 from marketplace.templatetags.marketplace_tags import ZERO_DECIMAL
 from projects import evolution, exports, selectors, services
@@ -429,8 +429,7 @@ def project_status(request: HttpRequest, project_id: int) -> HttpResponse:
             reason=request.POST.get("reason", ""),
         )
     except exceptions.APIException as error:
-        for message in error_messages(error):
-            messages.error(request, message)
+        flash_errors(request, error)
     else:
         messages.success(request, f"The project is now {target}.")
     return redirect("console-project", project_id=project.pk)
@@ -579,8 +578,7 @@ def project_feed_rules(request: HttpRequest, project_id: int) -> HttpResponse:
     except ValueError:
         messages.error(request, "The gray zone and audit rate are numbers between 0 and 1.")
     except exceptions.APIException as error:
-        for message in error_messages(error):
-            messages.error(request, message)
+        flash_errors(request, error)
     else:
         messages.success(request, "Feed rules saved.")
     return redirect("console-project", project_id=project.pk)

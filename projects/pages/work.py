@@ -17,7 +17,7 @@ from rest_framework import exceptions
 
 from marketplace.answer_forms import controls, dimension_answers, rubric_dicts
 from marketplace.errors import Conflict, Gone
-from marketplace.pages import error_messages, page_user
+from marketplace.pages import error_messages, flash_errors, page_user
 from projects import routing, selectors
 from projects.api.work import SubmitSerializer
 from projects.models import Assignment, AssignmentStatus, Submission, TaskType
@@ -35,8 +35,7 @@ def _claim_and_show(request: HttpRequest, project_id: int | None) -> HttpRespons
                 expert=expert, project=selectors.project_for_work(project_id=project_id)
             )
     except exceptions.APIException as error:
-        for message in error_messages(error):
-            messages.error(request, message)
+        flash_errors(request, error)
         return redirect("work-index")
     if claim is None:
         messages.info(request, "Nothing to label right now. Try again later or another project.")

@@ -84,3 +84,13 @@ def test_lab_settings_owner_adds_members_and_keys(
     viewer_page = browser(lab_viewer).get(url).content.decode()
     assert "Create key" not in viewer_page and "Add member" not in viewer_page
     assert browser(other_lab_owner).get(url).status_code == 404
+
+
+def test_lab_settings_shows_a_refusal_as_messages(lab: Lab, lab_owner: User) -> None:
+    response = browser(lab_owner).post(
+        f"/labs/{lab.pk}/settings/",
+        {"action": "member_add", "email": "not an email", "role": "viewer"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "email" in " ".join(str(m) for m in response.context["messages"]).lower()
