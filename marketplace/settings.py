@@ -375,7 +375,7 @@ PAYOUT_INFLIGHT_GRACE_SECONDS = env.int("PAYOUT_INFLIGHT_GRACE_SECONDS", default
 # --- Scoring --------------------------------------------------------------------------------
 # The coalition utility for Shapley impact: a class taking (owners, train, evaluation) arrays
 # with `evaluate(mask, state) -> (value, state)`. A lab can point this at its own evaluator.
-SCORING_UTILITY = env.str("SCORING_UTILITY", default="scoring.services.RewardModelUtility")
+SCORING_UTILITY = env.str("SCORING_UTILITY", default="scoring.engine.utilities.NewtonStepUtility")
 SCORING_SHAPLEY_TARGET_SE = env.float("SCORING_SHAPLEY_TARGET_SE", default=0.01)
 SCORING_SHAPLEY_MAX_SECONDS = env.float("SCORING_SHAPLEY_MAX_SECONDS", default=60.0)
 # Live feed: past this many events waiting to be routed (per project) the endpoint answers 429

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import expit
+from scipy.special import expit, log_expit
 
 
 @dataclass(frozen=True)
@@ -41,58 +41,64 @@ def bradley_terry(
     winners = np.asarray(winner, dtype=np.int64)
     losers = np.asarray(loser, dtype=np.int64)
 
-    def negative_log_likelihood(x: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
-        margin = x[winners] - x[losers]
-        surprise = expit(-margin)  # probability the winner would have lost
-        value = np.sum(np.logaddexp(0.0, -margin))
-        value += prior_games * np.sum(2.0 * np.logaddexp(x, 0.0) - x)
-        gradient = -np.bincount(winners, weights=surprise, minlength=n_items).astype(np.float64)
-        gradient += np.bincount(losers, weights=surprise, minlength=n_items)
-        gradient += prior_games * (2.0 * expit(x) - 1.0)
-        return float(value), gradient
+    @dataclass(frozen=True)
+    class Point:
+        """The objective at x, its gradient, and the Hessian's parts: per comparison p(1-p)
+        (the Hessian is the comparison graph's Laplacian with these edge weights) and per
+        item the prior's curvature on the diagonal."""
 
-    def hessian_times(x: NDArray[np.float64], vector: NDArray[np.float64]) -> NDArray[np.float64]:
-        margin = x[winners] - x[losers]
-        probability = expit(margin)
-        weight = probability * (1.0 - probability) * (vector[winners] - vector[losers])
+        x: NDArray[np.float64]
+        value: float
+        gradient: NDArray[np.float64]
+        edges: NDArray[np.float64]
+        own: NDArray[np.float64]
+
+    def evaluate(x: NDArray[np.float64]) -> Point:
+        margin = x.take(winners) - x.take(losers)
+        surprise = expit(-margin)  # P(the winner would have lost)
+        sigma = expit(x)
+        value = -np.sum(log_expit(margin)) - prior_games * np.sum(log_expit(x) + log_expit(-x))
+        gradient = np.bincount(losers, weights=surprise, minlength=n_items)
+        gradient -= np.bincount(winners, weights=surprise, minlength=n_items)
+        gradient += prior_games * (2.0 * sigma - 1.0)
+        edges = surprise * (1.0 - surprise)
+        own = 2.0 * prior_games * sigma * (1.0 - sigma)
+        return Point(x, float(value), gradient, edges, own)
+
+    def hessian_times(
+        edges: NDArray[np.float64], own: NDArray[np.float64], vector: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        weight = edges * (vector.take(winners) - vector.take(losers))
         product = np.bincount(winners, weights=weight, minlength=n_items)
         product -= np.bincount(losers, weights=weight, minlength=n_items)
-        sigma = expit(x)
-        return product + 2.0 * prior_games * sigma * (1.0 - sigma) * vector
+        return product + own * vector
 
-    def hessian_diagonal(x: NDArray[np.float64]) -> NDArray[np.float64]:
-        probability = expit(x[winners] - x[losers])
-        weight = probability * (1.0 - probability)
-        sigma = expit(x)
-        return (
-            np.bincount(winners, weights=weight, minlength=n_items)
-            + np.bincount(losers, weights=weight, minlength=n_items)
-            + 2.0 * prior_games * sigma * (1.0 - sigma)
-        )
-
-    x = np.zeros(n_items)
-    value, gradient = negative_log_likelihood(x)
+    point = evaluate(np.zeros(n_items))
     converged = False
     iterations = 0
     for iterations in range(1, max_iterations + 1):  # noqa: B007
+        gradient = point.gradient
         if float(np.max(np.abs(gradient))) < tolerance:
             converged = True
             break
+        diagonal = point.own + np.bincount(winners, weights=point.edges, minlength=n_items)
+        diagonal += np.bincount(losers, weights=point.edges, minlength=n_items)
         step = _preconditioned_cg(
-            functools.partial(hessian_times, x),
+            functools.partial(hessian_times, point.edges, point.own),
             -gradient,
-            1.0 / hessian_diagonal(x),
+            1.0 / diagonal,
             relative_tolerance=min(0.5, float(np.sqrt(np.linalg.norm(gradient)))),
         )
         # Backtracking keeps every step a descent step (the objective is convex).
         scale = 1.0
         while True:
-            candidate = x + scale * step
-            candidate_value, candidate_gradient = negative_log_likelihood(candidate)
-            if candidate_value <= value + 1e-4 * scale * float(gradient @ step) or scale < 1e-6:
+            candidate = evaluate(point.x + scale * step)
+            descent = point.value + 1e-4 * scale * float(gradient @ step)
+            if candidate.value <= descent or scale < 1e-6:
                 break
             scale *= 0.5
-        x, value, gradient = candidate, candidate_value, candidate_gradient
+        point = candidate
+    x = point.x
     log_strength = x - np.mean(x)
     return BradleyTerryResult(
         strength=np.exp(log_strength), iterations=iterations, converged=converged

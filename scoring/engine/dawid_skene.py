@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import logsumexp
 
 # Probabilities are floored before the log: a contributor who never used a label must not
 # make a class impossible for every item they touched (log 0 = -inf).
@@ -31,15 +30,20 @@ class DawidSkeneResult:
     log_likelihood: float
 
 
+# Internally posteriors are class-major, (n_classes, n_items): every per-class step then reads
+# and writes one contiguous row, and reductions over classes are elementwise over K rows
+# instead of a strided reduction over a narrow (n_items, K) array.
+
+
 def _soft_majority(
     items: NDArray[np.int64], labels: NDArray[np.int64], n_items: int, n_classes: int
 ) -> NDArray[np.float64]:
     counts = (
-        np.bincount(items * n_classes + labels, minlength=n_items * n_classes)
-        .reshape(n_items, n_classes)
+        np.bincount(labels * n_items + items, minlength=n_classes * n_items)
+        .reshape(n_classes, n_items)
         .astype(np.float64)
     )
-    totals = counts.sum(axis=1, keepdims=True)
+    totals = counts.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(totals > 0, counts / np.maximum(totals, 1), 1.0 / n_classes)
 
@@ -47,18 +51,17 @@ def _soft_majority(
 def _m_step(
     posteriors: NDArray[np.float64],
     items: NDArray[np.int64],
-    workers: NDArray[np.int64],
-    labels: NDArray[np.int64],
+    keys: NDArray[np.int64],
     n_workers: int,
     n_classes: int,
     pseudo_count: float = 0.0,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    priors = posteriors.mean(axis=0)
+    """`keys` = worker * n_classes + given label, per answer."""
+    priors = posteriors.mean(axis=1)
     confusion = np.empty((n_workers, n_classes, n_classes))
-    keys = workers * n_classes + labels
     for true_class in range(n_classes):
         confusion[:, true_class, :] = np.bincount(
-            keys, weights=posteriors[items, true_class], minlength=n_workers * n_classes
+            keys, weights=posteriors[true_class].take(items), minlength=n_workers * n_classes
         ).reshape(n_workers, n_classes)
     confusion += pseudo_count
     totals = confusion.sum(axis=2, keepdims=True)
@@ -71,19 +74,26 @@ def _e_step(
     priors: NDArray[np.float64],
     confusion: NDArray[np.float64],
     items: NDArray[np.int64],
-    workers: NDArray[np.int64],
-    labels: NDArray[np.int64],
+    cells: NDArray[np.int64],
     n_items: int,
     n_classes: int,
 ) -> tuple[NDArray[np.float64], float]:
-    log_confusion = np.log(np.maximum(confusion, PROBABILITY_FLOOR))
-    log_posterior = np.tile(np.log(np.maximum(priors, PROBABILITY_FLOOR)), (n_items, 1))
+    """`cells` = worker * K * K + given label, per answer: the flat index of the confusion cell
+    for true class 0 (add true_class * K for the others)."""
+    log_confusion = np.log(np.maximum(confusion, PROBABILITY_FLOOR)).ravel()
+    log_priors = np.log(np.maximum(priors, PROBABILITY_FLOOR))
+    log_posterior = np.empty((n_classes, n_items))
     for true_class in range(n_classes):
-        log_posterior[:, true_class] += np.bincount(
-            items, weights=log_confusion[workers, true_class, labels], minlength=n_items
-        )
-    normaliser = logsumexp(log_posterior, axis=1, keepdims=True)
-    return np.exp(log_posterior - normaliser), float(normaliser.sum())
+        weights = log_confusion.take(cells + true_class * n_classes)
+        log_posterior[true_class] = np.bincount(items, weights=weights, minlength=n_items)
+        log_posterior[true_class] += log_priors[true_class]
+    # log-sum-exp over the K class rows, elementwise.
+    peak = np.maximum.reduce(log_posterior, axis=0)
+    log_posterior -= peak
+    np.exp(log_posterior, out=log_posterior)
+    total = np.add.reduce(log_posterior, axis=0)
+    log_posterior /= total
+    return log_posterior, float(peak.sum() + np.log(total).sum())
 
 
 def _clamp(
@@ -97,7 +107,7 @@ def _clamp(
     rows = np.flatnonzero(known >= 0)
     if rows.size == 0:
         return None
-    return rows, np.eye(n_classes)[known[rows]]
+    return rows, np.eye(n_classes)[known[rows]].T
 
 
 def _apply_clamp(
@@ -106,7 +116,7 @@ def _apply_clamp(
 ) -> NDArray[np.float64]:
     if clamp is not None:
         rows, one_hot = clamp
-        posteriors[rows] = one_hot
+        posteriors[:, rows] = one_hot
     return posteriors
 
 
@@ -130,6 +140,8 @@ def dawid_skene(
     workers = np.asarray(worker_index, dtype=np.int64)
     labels = np.asarray(label, dtype=np.int64)
     clamp = _clamp(known, n_items, n_classes)
+    keys = workers * n_classes + labels
+    cells = workers * (n_classes * n_classes) + labels
     posteriors = _apply_clamp(_soft_majority(items, labels, n_items, n_classes), clamp)
     previous = -np.inf
     log_likelihood = -np.inf
@@ -141,29 +153,24 @@ def dawid_skene(
         # otherwise a majority that is wrong on the unknown items outweighs the gold evidence.
         # One pseudo-count per cell keeps a few perfect gold answers from making anyone look
         # infallible (a zero in a confusion matrix vetoes every other label on an item).
-        anchored = np.zeros_like(posteriors)
-        anchored[clamp[0]] = clamp[1]
-        priors, confusion = _m_step(
-            anchored, items, workers, labels, n_workers, n_classes, pseudo_count=1.0
-        )
-        priors = posteriors.mean(axis=0)
-        posteriors, _ = _e_step(priors, confusion, items, workers, labels, n_items, n_classes)
+        anchored = _apply_clamp(np.zeros_like(posteriors), clamp)
+        priors, confusion = _m_step(anchored, items, keys, n_workers, n_classes, pseudo_count=1.0)
+        priors = posteriors.mean(axis=1)
+        posteriors, _ = _e_step(priors, confusion, items, cells, n_items, n_classes)
         posteriors = _apply_clamp(posteriors, clamp)
     for iterations in range(1, max_iterations + 1):  # noqa: B007  (reported after the loop)
-        priors, confusion = _m_step(posteriors, items, workers, labels, n_workers, n_classes)
-        posteriors, log_likelihood = _e_step(
-            priors, confusion, items, workers, labels, n_items, n_classes
-        )
+        priors, confusion = _m_step(posteriors, items, keys, n_workers, n_classes)
+        posteriors, log_likelihood = _e_step(priors, confusion, items, cells, n_items, n_classes)
         posteriors = _apply_clamp(posteriors, clamp)
         if (log_likelihood - previous) / max(labels.size, 1) < tolerance:
             break
         previous = log_likelihood
     answered = np.bincount(items, minlength=n_items) > 0
-    winners = posteriors.argmax(axis=1)
+    winners = posteriors.argmax(axis=0)
     return DawidSkeneResult(
-        posteriors=posteriors,
+        posteriors=np.ascontiguousarray(posteriors.T),
         labels=np.where(answered, winners, -1).astype(np.int64),
-        confidence=np.where(answered, posteriors.max(axis=1), 0.0),
+        confidence=np.where(answered, np.maximum.reduce(posteriors, axis=0), 0.0),
         priors=priors,
         confusion=confusion,
         iterations=iterations,

@@ -28,20 +28,24 @@ def majority_vote(
     (the better prior guess), then to the lowest class index, so the result is deterministic."""
     item_index = np.asarray(item_index, dtype=np.int64)
     label = np.asarray(label, dtype=np.int64)
-    counts = np.bincount(item_index * n_classes + label, minlength=n_items * n_classes).reshape(
-        n_items, n_classes
+    # Class-major counts: each class's votes are one contiguous row (see dawid_skene.py).
+    by_class = np.bincount(label * n_items + item_index, minlength=n_classes * n_items).reshape(
+        n_classes, n_items
     )
-    class_frequency = counts.sum(axis=0)
-    # Rank classes by overall frequency (desc), then index (asc); the rank breaks ties.
+    class_frequency = by_class.sum(axis=1)
+    # Visit classes by overall frequency (desc), then index (asc); a later class wins only
+    # with strictly more votes, so ties go to the earlier one.
     order = np.lexsort((np.arange(n_classes), -class_frequency))
-    tie_rank = np.empty(n_classes, dtype=np.float64)
-    tie_rank[order] = np.arange(n_classes)
-    # Votes dominate; the tie-break term is < 1 so it never outweighs a single vote.
-    score = counts - tie_rank / (n_classes + 1)
-    winners = score.argmax(axis=1).astype(np.int64)
-    n = counts.sum(axis=1)
-    top = counts[np.arange(n_items), winners]
+    winners = np.full(n_items, order[0], dtype=np.int64)
+    top = by_class[order[0]].copy()
+    n = top.copy()
+    for candidate in order[1:]:
+        votes = by_class[candidate]
+        n += votes
+        better = votes > top
+        winners[better] = candidate
+        np.maximum(top, votes, out=top)
     with np.errstate(invalid="ignore", divide="ignore"):
         confidence = np.where(n > 0, top / np.maximum(n, 1), 0.0)
-    winners = np.where(n > 0, winners, -1)
-    return MajorityVote(labels=winners, confidence=confidence, counts=counts, n=n)
+    winners[n == 0] = -1
+    return MajorityVote(labels=winners, confidence=confidence, counts=by_class.T, n=n)

@@ -60,6 +60,7 @@ def fit_reward_model(
     l2: float = 1.0,
     warm_start: NDArray[np.float64] | None = None,
     max_iterations: int = 200,
+    tolerance: float = 1e-5,
 ) -> RewardModel:
     """Fit P(chosen > rejected) = sigmoid(w . (phi_chosen - phi_rejected))."""
     dimension = differences.shape[1]
@@ -73,7 +74,14 @@ def fit_reward_model(
         return float(value), gradient
 
     start = warm_start if warm_start is not None else np.zeros(dimension)
-    result = minimize(loss, start, jac=True, method="L-BFGS-B", options={"maxiter": max_iterations})
+    result = minimize(
+        loss,
+        start,
+        jac=True,
+        method="L-BFGS-B",
+        # ftol at 1e-5 is SciPy's default (2.2e-9); a tighter gtol tightens it in proportion.
+        options={"maxiter": max_iterations, "gtol": tolerance, "ftol": tolerance * 2.2e-4},
+    )
     return RewardModel(weights=np.asarray(result.x))
 
 

@@ -6,7 +6,8 @@
   permutation once its prefix is within tolerance of v(N); the rest contribute 0) and warm
   starts (each prefix's fit starts from the previous prefix's). A batch keeps sums and sums of
   squares, so batches computed by different Celery workers merge exactly.
-- `shapley_sampled`: batches until every standard error is under the target, or a budget of
+- `shapley_sampled`: batches until every standard error is under the target (or, with
+  `criterion="mean"`, their mean: the figure other libraries report), or a budget of
   permutations or seconds runs out.
 
 A utility is a `Utility`: `evaluate(mask, state) -> (value, state)`, where `state` is whatever
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import combinations
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -228,7 +229,9 @@ def shapley_sampled(
     max_seconds: float = 300.0,
     v_empty: float | None = None,
     v_full: float | None = None,
+    criterion: Literal["max", "mean"] = "max",
 ) -> ShapleyEstimate:
+    summarise = np.max if criterion == "max" else np.mean
     everyone = np.ones(n_players, dtype=bool)
     nobody = np.zeros(n_players, dtype=bool)
     v_full = utility.evaluate(everyone, None)[0] if v_full is None else v_full
@@ -252,7 +255,7 @@ def shapley_sampled(
         estimate = merge_batches(batches, v_empty=v_empty, v_full=v_full)
         if (
             estimate.samples >= min_pairs
-            and float(estimate.standard_errors.max()) < target_standard_error
+            and float(summarise(estimate.standard_errors)) < target_standard_error
         ):
             return estimate
         if estimate.samples >= max_pairs or time.perf_counter() - started > max_seconds:

@@ -2,7 +2,6 @@
 Split by subdomain: labels (loading), agreement (consensus and agreement), impact (the Shapley
 utility), runs (the run lifecycle, Celery fan-out and snapshots)."""
 
-from scoring.services.impact import RewardModelUtility
 from scoring.services.labels import ENGINE_VERSION, PREFERENCES, Labels
 from scoring.services.runs import (
     scoring_rescore_open_projects,
@@ -16,7 +15,6 @@ __all__ = [
     "ENGINE_VERSION",
     "PREFERENCES",
     "Labels",
-    "RewardModelUtility",
     "scoring_rescore_open_projects",
     "scoring_run_create",
     "scoring_run_execute",

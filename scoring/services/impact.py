@@ -4,7 +4,6 @@ labels, evaluated on the trusted (gold) preferences."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -12,31 +11,8 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from projects.models import Item, Project, TaskType
-from scoring.engine.reward_model import featurise, fit_reward_model, pairwise_accuracy
+from scoring.engine.reward_model import featurise
 from scoring.services.labels import Labels
-
-
-@dataclass
-class RewardModelUtility:
-    """v(S): eval accuracy of a reward model trained on the preference labels of S."""
-
-    owners: np.ndarray
-    train: np.ndarray
-    evaluation: np.ndarray
-    l2: float = 1.0
-    cache: dict[bytes, float] = field(default_factory=dict)
-
-    def evaluate(self, mask: np.ndarray, state: Any) -> tuple[float, Any]:
-        key = np.packbits(mask).tobytes()
-        rows = mask[self.owners] if self.owners.size else np.zeros(0, dtype=bool)
-        if not rows.any():
-            return 0.5, state
-        if key in self.cache:
-            return self.cache[key], state
-        model = fit_reward_model(self.train[rows], l2=self.l2, warm_start=state)
-        value = pairwise_accuracy(model, self.evaluation)
-        self.cache[key] = value
-        return value, model.weights
 
 
 def _features(item: Item) -> np.ndarray:

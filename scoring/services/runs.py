@@ -171,15 +171,26 @@ def _dispatch_round(run_id: int, round_number: int) -> None:
     chord(header)(tasks.scoring_run_merge_task.s(run_id))
 
 
+# The last run's utility in this worker process: a run sends each worker many batches, and
+# loading the labels and building the utility (per-contributor Hessians) costs about as much
+# as a batch. Keyed by the run and the moment its fan-out started (ids can repeat after a
+# rollback); a run's labels are fixed by its submission high-water mark.
+_batch_utility: dict[tuple[int, float], tuple[Any, int]] = {}
+
+
 def shapley_batch(*, run_id: int, seed: int, pairs: int) -> dict[str, Any]:
     """One batch of antithetic permutations for a fanned-out run (runs on any worker)."""
     run = ScoringRun.objects.select_related("project").get(pk=run_id)
-    labels = _load(run.project, run.submission_high_water)
-    utility, _ = _utility(run.project, labels)
     fanout = run.parameters["fanout"]
+    key = (run.pk, float(fanout["started"]))
+    if key not in _batch_utility:
+        labels = _load(run.project, run.submission_high_water)
+        _batch_utility.clear()
+        _batch_utility[key] = (_utility(run.project, labels)[0], len(labels.experts))
+    utility, n_players = _batch_utility[key]
     batch = permutation_batch(
         utility,
-        len(labels.experts),
+        n_players,
         pairs=pairs,
         seed=run.seed * 1_000_003 + seed,
         v_empty=fanout["v_empty"],

@@ -1,0 +1,169 @@
+"""Coalition utilities for Shapley impact (SCORING.md section 4): v(S) is the eval accuracy of
+the Bradley-Terry reward model (L2-regularised logistic regression on feature differences)
+trained on the preference labels of coalition S.
+
+- `NewtonStepUtility` (the default): the fit on S is the first Newton (IRLS) step of S's
+  logistic loss from w = 0:  w_S = -H_S(0)^-1 grad_S(0), with H_S(0) = lambda I + 1/4 sum x x^T
+  and grad_S(0) = -1/2 sum x over S's labels. Both are sums over labels, so each contributor's
+  share is computed once; along a permutation a prefix adds one share and solves one d x d
+  system (warm-started conjugate gradients, about 0.5 ms at d = 384) instead of refitting on
+  every label of the prefix. Against the exact refit its coalition values differ by about 0.01
+  accuracy on average (the test suite measures it); it does not saturate as the logistic loss
+  does, so a very confident full coalition can score slightly differently. Expanding at the
+  full coalition's optimum instead (exact at S = N) was tried and rejected: its quadratic
+  overstates an adversary's pull on small coalitions by about 1.7x.
+- `RefitUtility`: fits the logistic regression on S by L-BFGS, warm-started from the previous
+  prefix's weights. Exact, and 10-100x slower per coalition.
+
+Both satisfy the Shapley axioms the engine's tests check (null player: a contributor without
+rows changes nothing; symmetry: identical rows give identical shares). Choose with the
+SCORING_UTILITY setting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.linalg import cho_factor, cho_solve
+
+from scoring.engine.reward_model import RewardModel, fit_reward_model, pairwise_accuracy
+
+# Per-contributor Hessians above this many bytes in total are recomputed when needed instead
+# of kept (each is d x d: 100 contributors at d = 384 hold 118 MB).
+HESSIAN_CACHE_BYTES = 512 * 1024 * 1024
+# Relative residual at which a Newton step counts as solved; margins within this of zero are
+# the only eval predictions it could flip.
+CG_TOLERANCE = 1e-8
+CG_MAX_ITERATIONS = 60
+
+
+def _mask_key(mask: NDArray[np.bool_]) -> bytes:
+    return np.packbits(mask).tobytes()
+
+
+@dataclass
+class RefitUtility:
+    """v(S) by refitting the reward model on S's labels (L-BFGS, warm-started)."""
+
+    owners: NDArray[np.int64]
+    train: NDArray[np.float64]
+    evaluation: NDArray[np.float64]
+    l2: float = 1.0
+    cache: dict[bytes, float] = field(default_factory=dict)
+
+    def evaluate(self, mask: NDArray[np.bool_], state: Any) -> tuple[float, Any]:
+        rows = mask[self.owners] if self.owners.size else np.zeros(0, dtype=bool)
+        if not rows.any():
+            return 0.5, state
+        key = _mask_key(mask)
+        if key in self.cache:
+            return self.cache[key], state
+        model = fit_reward_model(self.train[rows], l2=self.l2, warm_start=state)
+        value = pairwise_accuracy(model, self.evaluation)
+        self.cache[key] = value
+        return value, model.weights
+
+
+@dataclass
+class _Prefix:
+    """Warm state along a permutation: the coalition so far, its summed shares (the Hessian
+    with the ridge already on its diagonal) and its Newton step, which starts the next one."""
+
+    mask: NDArray[np.bool_]
+    hessian: NDArray[np.float64]
+    gradient: NDArray[np.float64]
+    step: NDArray[np.float64] | None = None
+
+
+def _solve(
+    system: NDArray[np.float64], right: NDArray[np.float64], guess: NDArray[np.float64] | None
+) -> NDArray[np.float64]:
+    """system^-1 right for a symmetric positive definite system. Along a permutation each
+    system differs from the last by one contributor, so conjugate gradients (Jacobi-
+    preconditioned) from the last solution usually converge in a few matrix-vector products;
+    when they do not, one Cholesky factorisation does it."""
+    solution = np.zeros_like(right) if guess is None else guess.copy()
+    residual = right - system @ solution
+    threshold = CG_TOLERANCE**2 * float(right @ right)
+    if threshold == 0.0:
+        return np.zeros_like(right)
+    inverse_diagonal = 1.0 / np.diag(system)
+    preconditioned = inverse_diagonal * residual
+    direction = preconditioned.copy()
+    product = float(residual @ preconditioned)
+    for _ in range(CG_MAX_ITERATIONS):
+        if float(residual @ residual) <= threshold:
+            return solution
+        applied = system @ direction
+        length = product / float(direction @ applied)
+        solution += length * direction
+        residual -= length * applied
+        preconditioned = inverse_diagonal * residual
+        next_product = float(residual @ preconditioned)
+        direction = preconditioned + (next_product / product) * direction
+        product = next_product
+    return cho_solve(cho_factor(system, check_finite=False), right, check_finite=False)
+
+
+class NewtonStepUtility:
+    """v(S) from the first Newton step of S's logistic loss (see the module docstring)."""
+
+    def __init__(
+        self,
+        owners: NDArray[np.int64],
+        train: NDArray[np.float64],
+        evaluation: NDArray[np.float64],
+        l2: float = 1.0,
+    ) -> None:
+        self.owners = np.asarray(owners, dtype=np.int64)
+        self.train = np.asarray(train, dtype=np.float64)
+        self.evaluation = np.asarray(evaluation, dtype=np.float64)
+        self.l2 = l2
+        self.dimension = self.evaluation.shape[1] if self.evaluation.ndim == 2 else 0
+        self.cache: dict[bytes, float] = {}
+        self.n_players = int(self.owners.max()) + 1 if self.owners.size else 0
+        order = np.argsort(self.owners, kind="stable")
+        bounds = np.searchsorted(self.owners[order], np.arange(self.n_players + 1))
+        self._rows = [order[bounds[p] : bounds[p + 1]] for p in range(self.n_players)]
+        # At w = 0 every label has slope -1/2 and curvature 1/4 of its loss -log sigmoid(m).
+        self._gradients = np.zeros((self.n_players, self.dimension))
+        for player, rows in enumerate(self._rows):
+            self._gradients[player] = -0.5 * self.train[rows].sum(axis=0)
+        self._hessians: NDArray[np.float64] | None = None
+        if self.n_players * self.dimension**2 * 8 <= HESSIAN_CACHE_BYTES:
+            self._hessians = np.stack([self._hessian(p) for p in range(self.n_players)])
+
+    def _hessian(self, player: int) -> NDArray[np.float64]:
+        if self._hessians is not None:
+            return self._hessians[player]
+        block = self.train[self._rows[player]]
+        return 0.25 * (block.T @ block)
+
+    def _prefix(self, mask: NDArray[np.bool_], state: Any) -> _Prefix:
+        if isinstance(state, _Prefix) and not (state.mask & ~mask).any():
+            base, added = state, np.flatnonzero(mask & ~state.mask)
+        else:
+            zeros = np.zeros(self.dimension)
+            base = _Prefix(np.zeros_like(mask), self.l2 * np.eye(self.dimension), zeros)
+            added = np.flatnonzero(mask)
+        hessian, gradient = base.hessian, base.gradient
+        for player in added:
+            # New arrays, never in place: an earlier state may still be in use.
+            hessian = hessian + self._hessian(int(player))
+            gradient = gradient + self._gradients[player]
+        return _Prefix(mask.copy(), hessian, gradient, base.step)
+
+    def evaluate(self, mask: NDArray[np.bool_], state: Any) -> tuple[float, Any]:
+        if self.n_players == 0 or not mask[: self.n_players].any():
+            return 0.5, state
+        mask = mask[: self.n_players]
+        prefix = self._prefix(mask, state)
+        key = _mask_key(mask)
+        if key not in self.cache:
+            prefix.step = _solve(prefix.hessian, prefix.gradient, prefix.step)
+            model = RewardModel(weights=-prefix.step)
+            self.cache[key] = pairwise_accuracy(model, self.evaluation)
+        return self.cache[key], prefix

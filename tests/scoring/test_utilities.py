@@ -1,0 +1,146 @@
+"""The coalition utilities behind Shapley impact: the Newton-step utility against the exact
+refit, its warm state, its solver, and the Shapley axioms on top of it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from scoring.engine import utilities
+from scoring.engine.shapley import shapley_exact, shapley_sampled
+from scoring.engine.utilities import NewtonStepUtility, RefitUtility, _solve
+
+
+def _crowd(
+    contributors: int, per_contributor: int, dimension: int, noisy: set[int], seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Preference differences of honest contributors (signed by a hidden direction), noisy
+    ones inverting or randomising it, and an eval set signed by the same direction."""
+    rng = np.random.default_rng(seed)
+    direction = rng.normal(size=dimension)
+    evaluation = rng.normal(size=(200, dimension))
+    evaluation *= np.sign(evaluation @ direction)[:, None]
+    train, owners = [], []
+    for contributor in range(contributors):
+        rows = rng.normal(size=(per_contributor, dimension))
+        signs = np.sign(rows @ direction)
+        if contributor in noisy:
+            signs = -signs if contributor % 2 else rng.choice([-1.0, 1.0], size=per_contributor)
+        train.append(rows * signs[:, None])
+        owners += [contributor] * per_contributor
+    return np.array(owners), np.vstack(train), evaluation
+
+
+def _mask(n: int, members: list[int]) -> np.ndarray:
+    mask = np.zeros(n, dtype=bool)
+    mask[members] = True
+    return mask
+
+
+def test_newton_step_is_the_first_irls_step_and_close_to_the_refit() -> None:
+    owners, train, evaluation = _crowd(10, 30, 16, {8, 9}, seed=1)
+    newton = NewtonStepUtility(owners=owners, train=train, evaluation=evaluation)
+    refit = RefitUtility(owners=owners, train=train, evaluation=evaluation)
+    # The step by hand for one coalition: at w = 0 the loss -log sigmoid(x.w) has gradient
+    # -x/2 and Hessian x x^T / 4 per label, plus the ridge.
+    mask = _mask(10, [0, 3, 9])
+    rows = train[mask[owners]]
+    weights = np.linalg.solve(0.25 * rows.T @ rows + np.eye(16), 0.5 * rows.sum(axis=0))
+    by_hand = float(np.mean(np.where(evaluation @ weights > 0, 1.0, 0.0)))
+    assert newton.evaluate(mask, None)[0] == by_hand
+    assert newton.evaluate(np.zeros(10, dtype=bool), None)[0] == 0.5
+    rng = np.random.default_rng(2)
+    gaps = []
+    for _ in range(40):
+        mask = rng.random(10) < 0.5
+        gaps.append(abs(newton.evaluate(mask, None)[0] - refit.evaluate(mask, None)[0]))
+    # An approximation of the refit: close (0.011 on average here), not identical.
+    assert np.mean(gaps) < 0.03
+    assert max(gaps) < 0.1
+
+
+def test_warm_state_gives_the_same_values_as_cold_evaluations() -> None:
+    owners, train, evaluation = _crowd(12, 20, 24, {0, 5}, seed=3)
+    warm = NewtonStepUtility(owners=owners, train=train, evaluation=evaluation)
+    order = np.random.default_rng(4).permutation(12)
+    state = None
+    warm_values = []
+    for size in range(1, 13):
+        value, state = warm.evaluate(_mask(12, order[:size].tolist()), state)
+        warm_values.append(value)
+    # A state from a coalition that is not a subset is ignored, not misused.
+    value, _ = warm.evaluate(_mask(12, [order[-1]]), state)
+    cold_values = [
+        NewtonStepUtility(owners=owners, train=train, evaluation=evaluation).evaluate(
+            _mask(12, order[:size].tolist()), None
+        )[0]
+        for size in range(1, 13)
+    ]
+    assert warm_values == cold_values
+    alone = NewtonStepUtility(owners=owners, train=train, evaluation=evaluation)
+    assert value == alone.evaluate(_mask(12, [order[-1]]), None)[0]
+
+
+def test_the_per_contributor_hessians_need_not_be_kept(monkeypatch) -> None:
+    owners, train, evaluation = _crowd(6, 15, 8, {5}, seed=5)
+    kept = NewtonStepUtility(owners=owners, train=train, evaluation=evaluation)
+    monkeypatch.setattr(utilities, "HESSIAN_CACHE_BYTES", 0)
+    recomputed = NewtonStepUtility(owners=owners, train=train, evaluation=evaluation)
+    assert kept._hessians is not None and recomputed._hessians is None
+    for members in ([0], [1, 2], [0, 3, 5], list(range(6))):
+        mask = _mask(6, members)
+        assert kept.evaluate(mask, None)[0] == recomputed.evaluate(mask, None)[0]
+
+
+@pytest.mark.parametrize("condition", [1e1, 1e8])
+def test_solver_matches_a_direct_solve_well_or_badly_conditioned(condition: float) -> None:
+    rng = np.random.default_rng(6)
+    basis, _ = np.linalg.qr(rng.normal(size=(80, 80)))
+    system = (basis * np.geomspace(1.0, condition, 80)) @ basis.T
+    right = rng.normal(size=80)
+    expected = np.linalg.solve(system, right)
+    for guess in (None, expected + rng.normal(scale=0.1, size=80)):
+        error = np.linalg.norm(_solve(system, right, guess) - expected)
+        assert error < 1e-6 * np.linalg.norm(expected)
+    assert not _solve(system, np.zeros(80), None).any()
+
+
+def test_shapley_axioms_hold_on_the_newton_step_utility() -> None:
+    owners, train, evaluation = _crowd(7, 25, 12, {6}, seed=7)
+    # Player 7 labels nothing (null player); player 8 duplicates player 0 exactly (symmetry).
+    duplicate = owners == 0
+    owners = np.concatenate([owners, np.full(int(duplicate.sum()), 8)])
+    train = np.vstack([train, train[duplicate]])
+    utility = NewtonStepUtility(owners=owners, train=train, evaluation=evaluation)
+    estimate = shapley_exact(utility, 9)
+    assert estimate.values[7] == 0.0
+    assert estimate.values[0] == pytest.approx(estimate.values[8], abs=1e-12)
+    assert estimate.values.sum() == pytest.approx(estimate.v_full - estimate.v_empty, abs=1e-12)
+
+
+def test_newton_step_ranks_contributors_like_the_exact_refit() -> None:
+    owners, train, evaluation = _crowd(8, 25, 12, {6, 7}, seed=8)
+    newton = shapley_exact(NewtonStepUtility(owners=owners, train=train, evaluation=evaluation), 8)
+    refit = shapley_exact(RefitUtility(owners=owners, train=train, evaluation=evaluation), 8)
+    assert spearmanr(newton.values, refit.values).statistic > 0.8
+    assert set(np.argsort(newton.values)[:2]) == {6, 7}
+    assert set(np.argsort(refit.values)[:2]) == {6, 7}
+
+
+def test_sampled_impact_puts_injected_noise_at_the_bottom() -> None:
+    noisy = {24, 25, 26, 27, 28, 29}
+    owners, train, evaluation = _crowd(30, 40, 32, noisy, seed=9)
+    utility = NewtonStepUtility(owners=owners, train=train, evaluation=evaluation)
+    estimate = shapley_sampled(
+        utility,
+        30,
+        seed=1,
+        target_standard_error=0.004,
+        criterion="mean",
+        truncation_tolerance=0.001,
+        max_pairs=400,
+    )
+    assert float(estimate.standard_errors.mean()) < 0.004
+    assert set(np.argsort(estimate.values)[:6].tolist()) == noisy
+    assert abs(estimate.values.sum() - (estimate.v_full - estimate.v_empty)) < 0.02
