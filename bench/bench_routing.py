@@ -37,9 +37,11 @@ ANSWER = {
 
 
 def _setup() -> tuple[int, list[str]]:
+    from importlib import import_module
+
     from allauth.account.models import EmailAddress
+    from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.sessions.backends.db import SessionStore
 
     from contributors.models import Skill
     from contributors.services import certification_issue, profile_update
@@ -117,7 +119,7 @@ def _setup() -> tuple[int, list[str]]:
         EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
         profile_update(user=user, data={"skills": [{"skill": "medicine.cardiology", "level": 4}]})
         certification_issue(user=user, skill=skill, level=3, issued_by=None)
-        session = SessionStore()
+        session = import_module(settings.SESSION_ENGINE).SessionStore()
         session[SESSION_KEY] = str(user.pk)
         session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
         session[HASH_SESSION_KEY] = user.get_session_auth_hash()

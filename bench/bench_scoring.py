@@ -324,7 +324,9 @@ def _shapley() -> None:
     single_rate = 0.0
     for criterion in ("mean", "max"):
         runs = [
-            _isolated(lambda seed=seed: _shapley_single(utility, seed, criterion))
+            _isolated(
+                lambda seed=seed, criterion=criterion: _shapley_single(utility, seed, criterion)
+            )
             for seed in range(1, REPEATS + 1)
         ]
         median = _median(runs)

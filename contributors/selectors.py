@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -49,9 +50,13 @@ def _within(key: str, required: str, include_children: bool) -> bool:
     return key == required or (include_children and key.startswith(f"{required}."))
 
 
-def expert_qualifications(*, expert: User, at: datetime | None = None) -> ExpertQualifications:
+def expert_qualifications(
+    *, expert: User, at: datetime | None = None, profile: ExpertProfile | None = None
+) -> ExpertQualifications:
+    """`profile`: the expert's profile when the caller already holds it (locked, say)."""
     moment = at or timezone.now()
-    profile = ExpertProfile.objects.filter(user=expert).first()
+    if profile is None:
+        profile = ExpertProfile.objects.filter(user=expert).first()
     skill_levels: dict[str, int] = {}
     if profile is not None:
         for expert_skill in ExpertSkill.objects.filter(profile=profile).select_related("skill"):
@@ -76,16 +81,27 @@ def expert_qualifications(*, expert: User, at: datetime | None = None) -> Expert
 
 def qualifications_meet(qualifications: ExpertQualifications, project: Any) -> bool:
     """Whether held qualifications satisfy a project's requirements (prefetched on `project`)."""
+    return requirements_met(
+        qualifications, project.required_skills.all(), project.required_certifications.all()
+    )
+
+
+def requirements_met(
+    qualifications: ExpertQualifications,
+    required_skills: Iterable[Any],
+    required_certifications: Iterable[Any],
+) -> bool:
+    """The same check on requirement rows the caller already has (each with its `skill`)."""
     if qualifications.is_suspended:
         return False
-    for requirement in project.required_skills.all():
+    for requirement in required_skills:
         if not qualifications.has_skill(
             requirement.skill.key,
             requirement.min_level,
             include_children=requirement.include_child_skills,
         ):
             return False
-    for requirement in project.required_certifications.all():
+    for requirement in required_certifications:
         if not qualifications.has_certification(
             requirement.skill.key, include_children=requirement.include_child_skills
         ):

@@ -299,6 +299,15 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
 # --- Security -------------------------------------------------------------------------------
+# With a cache every process shares (Redis), sessions (cookies and X-Session-Token alike) are
+# read from it and written through to the database, so authenticating a request costs no
+# query. A per-process cache would let a session deleted in one process live on in another:
+# then sessions stay database-only.
+SESSION_ENGINE = (
+    "django.contrib.sessions.backends.cached_db"
+    if "redis" in CACHES["default"]["BACKEND"].lower()
+    else "django.contrib.sessions.backends.db"
+)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
@@ -371,6 +380,11 @@ PAYOUT_DUAL_APPROVAL_THRESHOLD = env.int("PAYOUT_DUAL_APPROVAL_THRESHOLD", defau
 # A payout line another executor claimed this recently is left to it (it is probably being
 # sent right now); after that, any executor resumes it with the stored idempotency key.
 PAYOUT_INFLIGHT_GRACE_SECONDS = env.int("PAYOUT_INFLIGHT_GRACE_SECONDS", default=120)
+
+# --- Routing --------------------------------------------------------------------------------
+# Claims also sweep a project's expired leases (the beat task does it too), at most this often
+# per project and worker process: the sweep is a query most claims would run for nothing.
+ROUTING_LEASE_SWEEP_SECONDS = env.float("ROUTING_LEASE_SWEEP_SECONDS", default=1.0)
 
 # --- Scoring --------------------------------------------------------------------------------
 # The coalition utility for Shapley impact: a class taking (owners, train, evaluation) arrays

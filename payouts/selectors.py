@@ -27,6 +27,10 @@ def project_can_pay_one_task(*, project: Any) -> bool:
     return project_escrow_balance(project=project) >= task_price_ceiling(project=project)
 
 
+# Ledger transaction kinds that spend a project's escrow on labels.
+SPENDING_KINDS = ("earning", "earning_reversal", "tier_adjustment", "bonus")
+
+
 def project_spent(*, project: Any) -> int:
     """What the project has paid out of escrow for labels so far: base earnings net of
     reversals, plus tier adjustments and bonuses booked at payout (minor units)."""
@@ -37,9 +41,35 @@ def project_spent(*, project: Any) -> int:
     total = LedgerEntry.objects.filter(
         account__kind=AccountKind.PROJECT_ESCROW,
         account__project=project,
-        transaction__kind__in=("earning", "earning_reversal", "tier_adjustment", "bonus"),
+        transaction__kind__in=SPENDING_KINDS,
     ).aggregate(total=Sum("amount"))["total"]
     return -int(total or 0)
+
+
+def escrow_balance_subquery() -> Any:
+    """`project_escrow_balance` as a subquery on an outer Project row (NULL without one)."""
+    from django.db.models import OuterRef, Subquery
+
+    accounts = LedgerAccount.objects.filter(
+        kind=AccountKind.PROJECT_ESCROW, project=OuterRef("pk"), currency=OuterRef("currency")
+    )
+    return Subquery(accounts.values("balance")[:1])
+
+
+def project_spent_subquery() -> Any:
+    """`project_spent` as a subquery on an outer Project row (NULL before any spending)."""
+    from django.db.models import BigIntegerField, OuterRef, Subquery, Sum
+    from django.db.models.functions import Cast
+
+    from payouts.models import LedgerEntry
+
+    entries = LedgerEntry.objects.filter(
+        account__kind=AccountKind.PROJECT_ESCROW,
+        account__project=OuterRef("pk"),
+        transaction__kind__in=SPENDING_KINDS,
+    )
+    spent = entries.order_by().values("account__project").annotate(total=-Sum("amount"))
+    return Cast(Subquery(spent.values("total")), BigIntegerField())
 
 
 def project_spent_by_day(*, project: Any, since: Any) -> dict[Any, int]:
@@ -53,7 +83,7 @@ def project_spent_by_day(*, project: Any, since: Any) -> dict[Any, int]:
         LedgerEntry.objects.filter(
             account__kind=AccountKind.PROJECT_ESCROW,
             account__project=project,
-            transaction__kind__in=("earning", "earning_reversal", "tier_adjustment", "bonus"),
+            transaction__kind__in=SPENDING_KINDS,
             transaction__created_at__gte=since,
         )
         .annotate(day=TruncDate("transaction__created_at"))

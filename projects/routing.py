@@ -14,12 +14,15 @@ guarantees more slowly.
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from contributors import selectors as contributor_selectors
@@ -32,6 +35,8 @@ from projects.models import (
     AssignmentStatus,
     Item,
     Project,
+    ProjectRequiredCertification,
+    ProjectRequiredSkill,
     ProjectStatus,
     RubricVersion,
     Submission,
@@ -56,6 +61,26 @@ class Claim:
     rubric: RubricVersion
 
 
+@dataclass(frozen=True)
+class WorkConfig:
+    """What a claim reads about a project besides its row. It cannot change while the row's
+    `updated_at` stays the same: requirements change only on drafts (saving the row), and a
+    new rubric version touches the row (`_create_rubric_version`). So each process keeps it,
+    keyed by (id, updated_at), and a claim reads only the project row to know it is current."""
+
+    required_skills: tuple[ProjectRequiredSkill, ...]
+    required_certifications: tuple[ProjectRequiredCertification, ...]
+    rubric: RubricVersion | None
+
+
+_work_configs: dict[tuple[int, Any], WorkConfig] = {}
+# Rubric versions (with their dimensions) never change once written: kept by id.
+_rubric_versions: dict[int, RubricVersion] = {}
+WORK_CONFIG_CACHE_SIZE = 1024
+# Per process: when each project's expired leases were last swept at claim time.
+_last_lease_sweep: dict[int, float] = {}
+
+
 def _current_rubric(project: Project) -> RubricVersion | None:
     return (
         RubricVersion.objects.filter(project=project)
@@ -63,6 +88,32 @@ def _current_rubric(project: Project) -> RubricVersion | None:
         .order_by("-number")
         .first()
     )
+
+
+def rubric_version(rubric_version_id: int) -> RubricVersion:
+    """A rubric version with its dimensions, from this process's memory after the first read."""
+    rubric = _rubric_versions.get(rubric_version_id)
+    if rubric is None:
+        rubric = RubricVersion.objects.prefetch_related("dimensions").get(pk=rubric_version_id)
+        if len(_rubric_versions) >= WORK_CONFIG_CACHE_SIZE:
+            _rubric_versions.clear()
+        _rubric_versions[rubric_version_id] = rubric
+    return rubric
+
+
+def work_config(project: Project) -> WorkConfig:
+    key = (project.pk, project.updated_at)
+    config = _work_configs.get(key)
+    if config is None:
+        config = WorkConfig(
+            required_skills=tuple(project.required_skills.select_related("skill")),
+            required_certifications=tuple(project.required_certifications.select_related("skill")),
+            rubric=_current_rubric(project),
+        )
+        if len(_work_configs) >= WORK_CONFIG_CACHE_SIZE:
+            _work_configs.clear()
+        _work_configs[key] = config
+    return config
 
 
 def task_price_ceiling(project: Project) -> int:
@@ -76,23 +127,51 @@ def task_price_ceiling(project: Project) -> int:
     return ceiling
 
 
+def _money_and_leases(project: Project, expert: User | None = None) -> dict[str, int]:
+    """One query: escrow balance, reservations of active leases, spending (with a budget),
+    and with `expert` that expert's assignments in the project (all, and active)."""
+    from payouts.selectors import escrow_balance_subquery, project_spent_subquery
+
+    def total(rows: Any, column: Any) -> Coalesce:
+        summed = rows.order_by().values("project").annotate(total=column).values("total")
+        return Coalesce(Subquery(summed, output_field=IntegerField()), Value(0))
+
+    ours = Assignment.objects.filter(project=OuterRef("pk"))
+    active = ours.filter(status=AssignmentStatus.ACTIVE)
+    columns: dict[str, Any] = {
+        "escrow": Coalesce(escrow_balance_subquery(), Value(0)),
+        "reserved": total(active, Sum("reserved_amount")),
+    }
+    if project.budget is not None:
+        columns["spent"] = Coalesce(project_spent_subquery(), Value(0))
+    if expert is not None:
+        columns["served"] = total(ours.filter(expert=expert), Count("id"))
+        columns["active"] = total(active.filter(expert=expert), Count("id"))
+    row = Project.objects.filter(pk=project.pk).values(**columns).get()
+    return {name: int(value) for name, value in row.items()}
+
+
+def _funds_left(project: Project, row: dict[str, int]) -> int:
+    left = row["escrow"] - row["reserved"]
+    if project.budget is not None:
+        left = min(left, project.budget - row["spent"] - row["reserved"])
+    return left
+
+
 def project_funds_left(project: Project) -> int:
     """Escrow minus what active leases have reserved (and within the budget cap, if any)."""
-    from payouts.selectors import project_escrow_balance
+    return _funds_left(project, _money_and_leases(project))
 
-    reserved = (
-        Assignment.objects.filter(project=project, status=AssignmentStatus.ACTIVE).aggregate(
-            total=Sum("reserved_amount")
-        )["total"]
-        or 0
-    )
-    left = project_escrow_balance(project=project) - reserved
-    if project.budget is not None:
-        from payouts.selectors import project_spent
 
-        spent = project_spent(project=project)
-        left = min(left, project.budget - spent - reserved)
-    return left
+def _sweep_expired_leases(project: Project) -> None:
+    """The lazy half of lease expiry (the beat task is the other): at most once per
+    ROUTING_LEASE_SWEEP_SECONDS per project and process, not one query on every claim."""
+    now = time.monotonic()
+    last = _last_lease_sweep.get(project.pk, float("-inf"))
+    if now - last < settings.ROUTING_LEASE_SWEEP_SECONDS:
+        return
+    _last_lease_sweep[project.pk] = now
+    leases_expire(project=project)
 
 
 def leases_expire(*, project: Project | None = None, now: Any = None) -> int:
@@ -165,31 +244,34 @@ def assignment_claim(*, expert: User, project: Project) -> Claim | None:
     """
     if project.status != ProjectStatus.OPEN:
         raise NotQualified("This project is not open.")
-    if not contributor_selectors.expert_is_qualified(expert=expert, project=project):
-        raise NotQualified("You do not meet this project's requirements right now.")
-    rubric = _current_rubric(project)
-    if rubric is None:
-        return None
-    leases_expire(project=project)
+    config = work_config(project)
+    _sweep_expired_leases(project)
     price = task_price_ceiling(project)
     now = timezone.now()
-    ExpertProfile.objects.get_or_create(user=expert)
     with transaction.atomic():
         # One expert's claims run one at a time (lock order: expert profile, project, item).
         # Without it, two concurrent claims of the same expert could both pass the lease cap,
         # and both pick the same item: PostgreSQL re-checks a row locked after a concurrent
         # commit, but not the "never given to this expert" subquery's snapshot.
-        ExpertProfile.objects.select_for_update().get(user=expert)
-        mine = Assignment.objects.filter(project=project, expert=expert).aggregate(
-            served=Count("id"), active=Count("id", filter=Q(status=AssignmentStatus.ACTIVE))
+        profile = _locked_profile(expert)
+        qualifications = contributor_selectors.expert_qualifications(
+            expert=expert, at=now, profile=profile
         )
+        if not contributor_selectors.requirements_met(
+            qualifications, config.required_skills, config.required_certifications
+        ):
+            raise NotQualified("You do not meet this project's requirements right now.")
+        rubric = config.rubric
+        if rubric is None:
+            return None
+        mine = _money_and_leases(project, expert)
         active = mine["active"]
         if active >= project.max_active_leases:
             raise NotQualified(
                 f"You already hold {active} tasks in this project (the limit is "
                 f"{project.max_active_leases}). Submit or release one first."
             )
-        headroom = project_funds_left(project)
+        headroom = _funds_left(project, mine)
         if headroom < price * BUDGET_LOCK_HEADROOM_TASKS:
             # Near the end of the money: serialise on the project row and look again.
             Project.objects.select_for_update().get(pk=project.pk)
@@ -225,6 +307,14 @@ def assignment_claim(*, expert: User, project: Project) -> Claim | None:
                 is_open=item.assigned_count + 1 < item.target_labels,
             )
     return Claim(assignment=assignment, rubric=rubric)
+
+
+def _locked_profile(expert: User) -> ExpertProfile:
+    profile = ExpertProfile.objects.select_for_update().filter(user=expert).first()
+    if profile is None:
+        ExpertProfile.objects.get_or_create(user=expert)
+        profile = ExpertProfile.objects.select_for_update().get(user=expert)
+    return profile
 
 
 def _candidate_exists(project: Project, expert: User) -> bool:
@@ -300,7 +390,7 @@ def assignment_submit(
     now = timezone.now()
     item = assignment.item
     project = assignment.project
-    rubric = assignment.rubric_version
+    rubric = rubric_version(assignment.rubric_version_id)
     normalised, problems = validate_answer(
         task_type=project.task_type,
         dimensions=dimension_specs(rubric.dimensions.all()),
@@ -333,7 +423,7 @@ def assignment_submit(
             assignment=locked,
             project=project,
             item=locked_item,
-            expert=locked.expert,
+            expert=assignment.expert,  # the same row as locked's (loaded by the caller)
             rubric_version=rubric,
             answer=normalised,
             rationale=rationale,

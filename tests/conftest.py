@@ -42,6 +42,14 @@ def _isolated_settings(settings: Any) -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     cache["KEY_PREFIX"] = f"test:{worker}:{uuid.uuid4().hex}"
     settings.CACHES = {"default": cache}
+    # Routing's per-process memory: every claim sweeps expired leases (tests move leases into
+    # the past and expect the next claim to see it), and no project config outlives a test.
+    settings.ROUTING_LEASE_SWEEP_SECONDS = 0
+    from projects import routing
+
+    routing._work_configs.clear()
+    routing._rubric_versions.clear()
+    routing._last_lease_sweep.clear()
 
 
 @pytest.fixture(autouse=True)

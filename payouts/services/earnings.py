@@ -44,16 +44,13 @@ def earning_book(*, submission: Any) -> int:
     amount = earning_amount(project=project, seconds_spent=submission.seconds_spent)
     if amount <= 0:
         return 0
-    ledger_post(
+    currency = project.currency
+    escrow = account_for(kind=AccountKind.PROJECT_ESCROW, currency=currency, project=project)
+    _, booked = ledger_post(
         idempotency_key=f"earning:{submission.pk}",
         currency=project.currency,
         postings=[
-            (
-                account_for(
-                    kind=AccountKind.PROJECT_ESCROW, currency=project.currency, project=project
-                ),
-                -amount,
-            ),
+            (escrow, -amount),
             (
                 account_for(
                     kind=AccountKind.EXPERT_PAYABLE,
@@ -70,7 +67,8 @@ def earning_book(*, submission: Any) -> int:
             "submission_id": submission.pk,
         },
     )
-    _maybe_budget_low(project)
+    if booked:
+        _maybe_budget_low(project)
     return amount
 
 
@@ -82,7 +80,8 @@ def _maybe_budget_low(project: Any) -> None:
     from payouts.selectors import project_escrow_balance, task_price_ceiling
 
     threshold = settings.BUDGET_LOW_TASKS * task_price_ceiling(project=project)
-    if project_escrow_balance(project=project) >= threshold:
+    escrow_balance = project_escrow_balance(project=project)
+    if escrow_balance >= threshold:
         return
     from projects.models import Project
 

@@ -104,7 +104,7 @@ class TaskNextView(APIView):
 
 def _own_assignment(request: Request, assignment_id: Any) -> Assignment:
     return get_object_or_404(
-        Assignment.objects.select_related("item", "project", "rubric_version"),
+        Assignment.objects.select_related("item", "project", "expert"),
         public_id=assignment_id,
         expert=request_person(request),
     )

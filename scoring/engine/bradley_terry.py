@@ -58,7 +58,7 @@ def bradley_terry(
         surprise = expit(-margin)  # P(the winner would have lost)
         sigma = expit(x)
         value = -np.sum(log_expit(margin)) - prior_games * np.sum(log_expit(x) + log_expit(-x))
-        gradient = np.bincount(losers, weights=surprise, minlength=n_items)
+        gradient = np.bincount(losers, weights=surprise, minlength=n_items).astype(np.float64)
         gradient -= np.bincount(winners, weights=surprise, minlength=n_items)
         gradient += prior_games * (2.0 * sigma - 1.0)
         edges = surprise * (1.0 - surprise)
