@@ -17,7 +17,7 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -147,7 +147,7 @@ def _money_and_leases(project: Project, expert: User | None = None) -> dict[str,
     if expert is not None:
         columns["served"] = total(ours.filter(expert=expert), Count("id"))
         columns["active"] = total(active.filter(expert=expert), Count("id"))
-    row = Project.objects.filter(pk=project.pk).values(**columns).get()
+    row = cast("dict[str, Any]", Project.objects.filter(pk=project.pk).values(**columns).get())
     return {name: int(value) for name, value in row.items()}
 
 
