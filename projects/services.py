@@ -421,7 +421,20 @@ def items_import(
         if created == 0:
             transaction.set_rollback(True)
             raise ImportFailed(400, "empty_body", "The body has no JSON lines.", [], 0)
+        if created >= ANALYZE_AFTER_ITEMS and connection.vendor == "postgresql":
+            transaction.on_commit(_analyze_items)
     return created
+
+
+# After a bulk import this large, PostgreSQL's statistics are refreshed at once instead of
+# whenever autovacuum comes by: with the old counts (a few rows) the planner sorts every open
+# item for a claim (22 ms on 100k items) instead of walking the claim index (0.5 ms).
+ANALYZE_AFTER_ITEMS = 1000
+
+
+def _analyze_items() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE projects_item")
 
 
 def _max_listed() -> int:

@@ -7,10 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.db import connection
 from rest_framework.test import APIClient
 
 from marketplace.models import Lab, User
 from projects.models import GoldAnswer, Item, Project
+from projects.services import ANALYZE_AFTER_ITEMS
 from tests.projects.factories import make_project, ndjson, pairwise_line
 
 pytestmark = pytest.mark.django_db
@@ -361,3 +363,22 @@ def test_model_version_is_stored_per_item(owner_client: APIClient, project: Proj
     assert versions == {"q-0": "m-7", "q-1": ""}
     bad = post(owner_client, project, ndjson([pairwise_line(2, model_version=7)]))
     assert bad.status_code == 400
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="planner statistics are PostgreSQL's (CI runs it)"
+)
+def test_a_large_import_refreshes_the_planner_statistics(
+    owner_client: APIClient, project: Project, django_capture_on_commit_callbacks: Any
+) -> None:
+    def estimated_rows() -> float:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'projects_item'")
+            return float(cursor.fetchone()[0])
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        body = ndjson([pairwise_line(i) for i in range(ANALYZE_AFTER_ITEMS)])
+        assert post(owner_client, project, body).status_code == 201
+    assert any(callback.__name__ == "_analyze_items" for callback in callbacks)
+    # Fresh statistics: a table this small is read whole, so the estimate is the count.
+    assert estimated_rows() == Item.objects.count() >= ANALYZE_AFTER_ITEMS
