@@ -108,3 +108,18 @@ def test_expired_leases_are_swept_at_most_once_per_interval_then_by_the_beat(
     assert claim(client_for(second), project).status_code == 204
     leases_expire_task()
     assert claim(client_for(second), project).status_code == 200
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="commit durability is PostgreSQL's (CI runs it)"
+)
+def test_a_claim_commits_without_a_wal_flush_and_a_submit_with_one(
+    lab: Lab, lab_owner: User, client_for: Client
+) -> None:
+    project = open_project(lab, lab_owner, gold_rate=0.0, onboarding_gold=0)
+    expert = UserFactory()
+    qualify_for_cardiology(expert)
+    claim_sql, submit_sql = _cycle_queries(client_for(expert), project)
+    relaxed = "SET LOCAL synchronous_commit TO OFF"
+    assert relaxed in claim_sql
+    assert relaxed not in submit_sql
