@@ -261,6 +261,29 @@ def test_bradley_terry_recovers_the_order() -> None:
     assert correlation > 0.95
 
 
+def test_bradley_terry_solves_its_score_equations_also_for_unbeaten_items() -> None:
+    from scipy.optimize import brentq
+    from scipy.special import expit
+
+    rng = np.random.default_rng(1)
+    winners = rng.integers(0, 30, size=400)
+    losers = (winners + rng.integers(1, 30, size=400)) % 30
+    winners[:40] = 30  # item 30 never loses: only the prior keeps it finite
+    result = bradley_terry(winners, losers, n_items=31, prior_games=0.1)
+    assert result.converged and np.all(np.isfinite(result.strength))
+    # At the optimum, per item: expected minus observed wins balances the prior's pull (0.1
+    # virtual games won and lost against strength 1), computed here independently. Strengths
+    # come normalised (mean log 0); the pairwise terms sum to 0 over items, so the prior's
+    # terms must too, which fixes the unnormalised shift.
+    log_strength = np.log(result.strength)
+    shift = brentq(lambda c: float(np.sum(2 * expit(log_strength + c) - 1)), -10, 10)
+    x = log_strength + shift
+    p_upset = expit(x[losers] - x[winners])
+    gradient = np.bincount(losers, p_upset, 31) - np.bincount(winners, p_upset, 31)
+    residual = gradient + 0.1 * (2 * expit(x) - 1)
+    assert np.max(np.abs(residual)) < 1e-5
+
+
 def test_reward_model_learns_a_preference_from_text() -> None:
     good = [f"Ask your doctor before changing dose {i}, it is safe to check." for i in range(60)]
     bad = [f"Just double the dose {i}, never mind the doctor." for i in range(60)]
