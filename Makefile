@@ -77,4 +77,4 @@ beat: $(STAMP)
 	$(BIN)/celery -A marketplace beat --loglevel=INFO
 
 clean:
-	rm -rf $(VENV) var staticfiles demo-output test-output
+	rm -rf $(VENV) .venv-pydvl var staticfiles demo-output test-output
