@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from projects.models import Project, Submission
+from projects.models import Project, Review, ReviewStatus, Submission
 from scoring.engine import agreement as agreement_engine
 from scoring.engine.dawid_skene import dawid_skene
 from scoring.engine.gold import GoldDimension
@@ -161,3 +161,60 @@ def _dimension_agreement(
         hits += np.nan_to_num(rates.rate) * rates.n
         counted += rates.n
     return hits, counted
+
+
+def _field_matches(project: Project, labels: Labels, original: Any, fixed: Any) -> list[bool]:
+    """Per compared field of a fixed label, whether the reviewer kept the expert's answer:
+    the categorical target, then every rubric dimension per response (likert within its
+    tolerance, anything else exactly), the same fields pooled agreement compares."""
+    matches = []
+    mine, theirs = _category(project, original), _category(project, fixed)
+    if mine is not None and theirs is not None:
+        matches.append(mine == theirs)
+    for dimension in labels.dimensions:
+        first = (original.get("answers") or {}).get(dimension.key)
+        second = (fixed.get("answers") or {}).get(dimension.key)
+        if first is None or second is None:
+            continue
+        pairs = zip(first, second, strict=False) if isinstance(first, list) else [(first, second)]
+        for a, b in pairs:
+            numeric = isinstance(a, int | float) and isinstance(b, int | float)
+            if dimension.kind == "likert" and numeric:
+                matches.append(abs(float(a) - float(b)) <= float(dimension.tolerance))
+            else:
+                matches.append(a == b)
+    return matches
+
+
+def _review_agreement(
+    project: Project, labels: Labels, high_water: int, n_experts: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Decided reviews as agreement evidence about the reviewed expert (issue 6's review
+    workflow): an accepted label agrees with its reviewer on every field, a rejected one on
+    none, a fixed one field by field. Each field counts like one comparison with a peer.
+    Returns per contributor (hits, comparisons) and the number of reviews used."""
+
+    hits = np.zeros(n_experts)
+    counted = np.zeros(n_experts, dtype=np.int64)
+    used = 0
+    decided = Review.objects.filter(
+        project=project,
+        status__in=[ReviewStatus.ACCEPTED, ReviewStatus.REJECTED, ReviewStatus.FIXED],
+        submission_id__lte=high_water,
+    ).select_related("submission")
+    for review in decided:
+        position = labels.expert_index.get(review.submission.expert_id)
+        if position is None:
+            continue  # only rejected labels: not a contributor of this run
+        answer = review.submission.answer
+        fields = len(_field_matches(project, labels, answer, answer))
+        if review.status == ReviewStatus.FIXED and review.fixed_answer is not None:
+            matches = _field_matches(project, labels, answer, review.fixed_answer)
+        else:
+            matches = [review.status == ReviewStatus.ACCEPTED] * fields
+        if not matches:
+            continue
+        hits[position] += sum(matches)
+        counted[position] += len(matches)
+        used += 1
+    return hits, counted, used

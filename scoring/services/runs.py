@@ -44,6 +44,7 @@ from scoring.services.agreement import (
     _dimension_agreement,
     _dimension_alphas,
     _pairwise_agreement,
+    _review_agreement,
 )
 from scoring.services.impact import _utility
 from scoring.services.labels import ENGINE_VERSION, PREFERENCES, Labels, _category, _load
@@ -343,12 +344,16 @@ def _compute(
         summary["alpha"] = {target: None if np.isnan(alpha) else round(alpha, 6)}
     summary["alpha"] = {**summary.get("alpha", {}), **_dimension_alphas(labels, work)}
     dimension_hits, dimension_n = _dimension_agreement(labels, work, n_experts)
+    review_hits, review_n, reviews_used = _review_agreement(
+        project, labels, run.submission_high_water, n_experts
+    )
+    summary["reviews_as_evidence"] = reviews_used
     preference_hits = np.nan_to_num(agreement_rate) * agreement_n
-    agreement_n = agreement_n + dimension_n
+    agreement_n = agreement_n + dimension_n + review_n
     with np.errstate(invalid="ignore", divide="ignore"):
         agreement_rate = np.where(
             agreement_n > 0,
-            (preference_hits + dimension_hits) / np.maximum(agreement_n, 1),
+            (preference_hits + dimension_hits + review_hits) / np.maximum(agreement_n, 1),
             np.nan,
         )
     lap("agreement_and_consensus")

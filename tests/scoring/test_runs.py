@@ -368,3 +368,50 @@ def test_agreement_pools_the_rubric_dimensions(lab: Lab, lab_owner: User) -> Non
     # preference 12/12, correctness 24/24, safety 0/24 -> 36/60
     assert rates[inverter.pk].agreement_rate == pytest.approx(36 / 60)
     assert rates[inverter.pk].agreement_n == 60
+
+
+def test_decided_reviews_count_as_agreement_evidence(lab: Lab, lab_owner: User) -> None:
+    """Accepted: every field agrees with the reviewer; rejected: none (and the label leaves
+    the peer comparison); fixed: field by field (issue 6's review workflow)."""
+    from django.utils import timezone
+
+    from projects.models import Review
+    from projects.reviews import review_decide
+    from tests.projects.factories import make_items, make_submission
+
+    project = make_project(lab, lab_owner)
+    items = make_items(project, 12)
+    honest = [UserFactory() for _ in range(3)]
+    reviewed = UserFactory()
+    reviewer = UserFactory()
+    answer = {"preference": "a", "answers": {"correctness": [6, 2], "safety": [1, 0]}}
+    mine = {}
+    for item in items:
+        for expert in honest:
+            make_submission(item, expert, answer)
+        mine[item.pk] = make_submission(item, reviewed, answer)
+    fixed = {"preference": "b", "answers": {"correctness": [3, 2], "safety": [1, 0]}}
+    decisions = [("accepted", None), ("accepted", None), ("rejected", None), ("fixed", fixed)]
+    for item, (decision, fixed_answer) in zip(items, decisions, strict=False):
+        review = Review.objects.create(
+            submission=mine[item.pk], project=project, reviewer=reviewer, claimed_at=timezone.now()
+        )
+        review_decide(
+            review=review,
+            reviewer=reviewer,
+            decision=decision,
+            reason="checked",
+            fixed_answer=fixed_answer,
+        )
+    run = services.scoring_run_execute(
+        run_id=services.scoring_run_create(project=project, created_by=lab_owner).pk
+    )
+    score = ContributorScore.objects.get(run=run, expert=reviewed)
+    # Peers: 11 labels x 5 fields (preference, correctness x2, safety x2), all agreeing.
+    # Reviews: accepted 2 x 5/5, rejected 0/5, fixed 3/5 (preference and one correctness
+    # changed beyond the tolerance of 1).
+    assert score.agreement_n == 55 + 10 + 5 + 5
+    assert score.agreement_rate == pytest.approx((55 + 10 + 0 + 3) / 75)
+    assert run.summary["reviews_as_evidence"] == 4
+    untouched = ContributorScore.objects.get(run=run, expert=honest[0])
+    assert untouched.agreement_rate == 1.0
