@@ -17,12 +17,11 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from contributors import selectors as contributor_selectors
@@ -35,12 +34,18 @@ from projects.models import (
     AssignmentStatus,
     Item,
     Project,
-    ProjectRequiredCertification,
-    ProjectRequiredSkill,
     ProjectStatus,
     RubricVersion,
     Submission,
     TaskType,
+)
+from projects.work_config import (
+    funds_left,
+    money_and_leases,
+    project_funds_left,
+    rubric_version,
+    task_price_ceiling,
+    work_config,
 )
 
 # Gold draws come from a CSPRNG: an expert must not be able to predict which task is gold.
@@ -48,6 +53,10 @@ _random = random.SystemRandom()
 # Below this many task prices of headroom, claims on a project serialise on its row so the
 # last funds are never over-reserved; above it, they run in parallel.
 BUDGET_LOCK_HEADROOM_TASKS = 64
+
+
+# Per process: when each project's expired leases were last swept at claim time.
+_last_lease_sweep: dict[int, float] = {}
 
 
 class NotQualified(DomainError):
@@ -59,108 +68,6 @@ class NotQualified(DomainError):
 class Claim:
     assignment: Assignment
     rubric: RubricVersion
-
-
-@dataclass(frozen=True)
-class WorkConfig:
-    """What a claim reads about a project besides its row. It cannot change while the row's
-    `updated_at` stays the same: requirements change only on drafts (saving the row), and a
-    new rubric version touches the row (`_create_rubric_version`). So each process keeps it,
-    keyed by (id, updated_at), and a claim reads only the project row to know it is current."""
-
-    required_skills: tuple[ProjectRequiredSkill, ...]
-    required_certifications: tuple[ProjectRequiredCertification, ...]
-    rubric: RubricVersion | None
-
-
-_work_configs: dict[tuple[int, Any], WorkConfig] = {}
-# Rubric versions (with their dimensions) never change once written: kept by id.
-_rubric_versions: dict[int, RubricVersion] = {}
-WORK_CONFIG_CACHE_SIZE = 1024
-# Per process: when each project's expired leases were last swept at claim time.
-_last_lease_sweep: dict[int, float] = {}
-
-
-def _current_rubric(project: Project) -> RubricVersion | None:
-    return (
-        RubricVersion.objects.filter(project=project)
-        .prefetch_related("dimensions")
-        .order_by("-number")
-        .first()
-    )
-
-
-def rubric_version(rubric_version_id: int) -> RubricVersion:
-    """A rubric version with its dimensions, from this process's memory after the first read."""
-    rubric = _rubric_versions.get(rubric_version_id)
-    if rubric is None:
-        rubric = RubricVersion.objects.prefetch_related("dimensions").get(pk=rubric_version_id)
-        if len(_rubric_versions) >= WORK_CONFIG_CACHE_SIZE:
-            _rubric_versions.clear()
-        _rubric_versions[rubric_version_id] = rubric
-    return rubric
-
-
-def work_config(project: Project) -> WorkConfig:
-    key = (project.pk, project.updated_at)
-    config = _work_configs.get(key)
-    if config is None:
-        config = WorkConfig(
-            required_skills=tuple(project.required_skills.select_related("skill")),
-            required_certifications=tuple(project.required_certifications.select_related("skill")),
-            rubric=_current_rubric(project),
-        )
-        if len(_work_configs) >= WORK_CONFIG_CACHE_SIZE:
-            _work_configs.clear()
-        _work_configs[key] = config
-    return config
-
-
-def task_price_ceiling(project: Project) -> int:
-    """What one task may cost at most: the highest tier multiplier on the base rate (an hourly
-    task is capped by its lease)."""
-    from payouts.selectors import task_price_ceiling as per_task
-
-    ceiling = per_task(project=project)
-    if project.pay_unit == "hour":
-        return -(-ceiling * project.lease_minutes // 60)
-    return ceiling
-
-
-def _money_and_leases(project: Project, expert: User | None = None) -> dict[str, int]:
-    """One query: escrow balance, reservations of active leases, spending (with a budget),
-    and with `expert` that expert's assignments in the project (all, and active)."""
-    from payouts.selectors import escrow_balance_subquery, project_spent_subquery
-
-    def total(rows: Any, column: Any) -> Coalesce:
-        summed = rows.order_by().values("project").annotate(total=column).values("total")
-        return Coalesce(Subquery(summed, output_field=IntegerField()), Value(0))
-
-    ours = Assignment.objects.filter(project=OuterRef("pk"))
-    active = ours.filter(status=AssignmentStatus.ACTIVE)
-    columns: dict[str, Any] = {
-        "escrow": Coalesce(escrow_balance_subquery(), Value(0)),
-        "reserved": total(active, Sum("reserved_amount")),
-    }
-    if project.budget is not None:
-        columns["spent"] = Coalesce(project_spent_subquery(), Value(0))
-    if expert is not None:
-        columns["served"] = total(ours.filter(expert=expert), Count("id"))
-        columns["active"] = total(active.filter(expert=expert), Count("id"))
-    row = cast("dict[str, Any]", Project.objects.filter(pk=project.pk).values(**columns).get())
-    return {name: int(value) for name, value in row.items()}
-
-
-def _funds_left(project: Project, row: dict[str, int]) -> int:
-    left = row["escrow"] - row["reserved"]
-    if project.budget is not None:
-        left = min(left, project.budget - row["spent"] - row["reserved"])
-    return left
-
-
-def project_funds_left(project: Project) -> int:
-    """Escrow minus what active leases have reserved (and within the budget cap, if any)."""
-    return _funds_left(project, _money_and_leases(project))
 
 
 def _sweep_expired_leases(project: Project) -> None:
@@ -265,14 +172,14 @@ def assignment_claim(*, expert: User, project: Project) -> Claim | None:
         rubric = config.rubric
         if rubric is None:
             return None
-        mine = _money_and_leases(project, expert)
+        mine = money_and_leases(project, expert)
         active = mine["active"]
         if active >= project.max_active_leases:
             raise NotQualified(
                 f"You already hold {active} tasks in this project (the limit is "
                 f"{project.max_active_leases}). Submit or release one first."
             )
-        headroom = _funds_left(project, mine)
+        headroom = funds_left(project, mine)
         if headroom < price * BUDGET_LOCK_HEADROOM_TASKS:
             # Near the end of the money: serialise on the project row and look again.
             Project.objects.select_for_update().get(pk=project.pk)

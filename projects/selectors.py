@@ -65,7 +65,7 @@ def project_for_work(*, project_id: int) -> Project:
     """An open project to claim in; anything else is 404 (its existence is not revealed)."""
     from rest_framework.exceptions import NotFound
 
-    # No prefetch: a claim reads requirements and rubric from routing.work_config's cache.
+    # No prefetch: a claim reads requirements and rubric from projects.work_config's cache.
     project = Project.objects.filter(pk=project_id, status=ProjectStatus.OPEN).first()
     if project is None:
         raise NotFound()

@@ -127,7 +127,7 @@ def _create_rubric_version(
         )
         for position, dimension in enumerate(rubric.get("dimensions", []))
     )
-    # Claims cache a project's current rubric by the row's updated_at (routing.work_config).
+    # Claims cache a project's current rubric by the row's updated_at (projects.work_config).
     Project.objects.filter(pk=project.pk).update(updated_at=timezone.now())
     return version
 

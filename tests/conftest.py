@@ -45,10 +45,10 @@ def _isolated_settings(settings: Any) -> None:
     # Routing's per-process memory: every claim sweeps expired leases (tests move leases into
     # the past and expect the next claim to see it), and no project config outlives a test.
     settings.ROUTING_LEASE_SWEEP_SECONDS = 0
-    from projects import routing
+    from projects import routing, work_config
 
-    routing._work_configs.clear()
-    routing._rubric_versions.clear()
+    work_config._work_configs.clear()
+    work_config._rubric_versions.clear()
     routing._last_lease_sweep.clear()
 
 
