@@ -32,8 +32,10 @@ demo: migrate
 	$(PY) manage.py simulate --seed 7 --items $(DEMO_ITEMS)
 	$(PY) manage.py seed_demo
 	@echo "Serving on http://$(HOST):$(PORT)/  (API docs: /api/v1/docs/, health: /healthz)"
-	@# The local Stripe-compatible server runs beside the site and stops with it.
-	$(PY) manage.py stripe_local --port $(STRIPE_PORT) --balance 100000000 & \
+	@# The local Stripe-compatible server runs beside the site and stops with it; both use the
+	@# site's real address (SITE_URL) for webhooks and return links, also with another PORT.
+	export SITE_URL=http://$(HOST):$(PORT); \
+	  $(PY) manage.py stripe_local --port $(STRIPE_PORT) --balance 100000000 & \
 	  STRIPE_PID=$$!; trap "kill $$STRIPE_PID 2>/dev/null" EXIT INT TERM; \
 	  $(PY) manage.py runserver $(HOST):$(PORT) --noreload
 
@@ -46,7 +48,7 @@ demo-distributed: $(STAMP)
 	  || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE $(DEMO_DB)"
 	@mkdir -p var
 	export DATABASE_URL=$(DEMO_DATABASE_URL) REDIS_URL=redis://127.0.0.1:6379/0 \
-	  CELERY_BROKER_URL=redis://127.0.0.1:6379/2; \
+	  CELERY_BROKER_URL=redis://127.0.0.1:6379/2 SITE_URL=http://$(HOST):$(PORT); \
 	$(PY) manage.py migrate --no-input && \
 	{ $(BIN)/celery -A marketplace worker --concurrency 2 --loglevel=WARNING & WORKER=$$!; \
 	  $(PY) manage.py stripe_local --port $(STRIPE_PORT) --balance 100000000 & STRIPE_PID=$$!; \
