@@ -31,9 +31,10 @@ from scipy.linalg import cho_factor, cho_solve
 
 from scoring.engine.reward_model import RewardModel, fit_reward_model, pairwise_accuracy
 
-# Per-contributor Hessians above this many bytes in total are recomputed when needed instead
-# of kept (each is d x d: 100 contributors at d = 384 hold 118 MB).
-HESSIAN_CACHE_BYTES = 512 * 1024 * 1024
+# Per-contributor Hessians are kept while they fit in this many bytes (100 contributors at
+# d = 384 take 118 MB), else recomputed when a prefix adds a contributor (about as costly as
+# one solve). A Celery worker keeps the last run's utility, so this bounds what it holds.
+HESSIAN_CACHE_BYTES = 256 * 1024 * 1024
 # Relative residual at which a Newton step counts as solved; margins within this of zero are
 # the only eval predictions it could flip.
 CG_TOLERANCE = 1e-8
