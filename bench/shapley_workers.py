@@ -16,6 +16,7 @@ from celery import Celery
 from celery.signals import worker_process_init
 
 from scoring.engine.shapley import permutation_batch
+from scoring.engine.synthetic import preference_crowd
 from scoring.engine.utilities import NewtonStepUtility
 
 CONTRIBUTORS, PER_CONTRIBUTOR, DIMENSION = 100, 200, 384
@@ -28,19 +29,14 @@ app.conf.update(worker_prefetch_multiplier=1, task_acks_late=False, worker_hijac
 
 def problem() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(owners, train differences, eval differences), the same on every call."""
-    rng = np.random.default_rng(5)
-    direction = rng.normal(size=DIMENSION)
-    evaluation = rng.normal(size=(400, DIMENSION))
-    evaluation *= np.sign(evaluation @ direction)[:, None]
-    train, owners = [], []
-    for contributor in range(CONTRIBUTORS):
-        rows = rng.normal(size=(PER_CONTRIBUTOR, DIMENSION))
-        signs = np.sign(rows @ direction)
-        if contributor in NOISY:
-            signs = -signs if contributor % 2 else rng.choice([-1.0, 1.0], size=PER_CONTRIBUTOR)
-        train.append(rows * signs[:, None])
-        owners += [contributor] * PER_CONTRIBUTOR
-    return np.array(owners), np.vstack(train), evaluation
+    return preference_crowd(
+        contributors=CONTRIBUTORS,
+        per_contributor=PER_CONTRIBUTOR,
+        dimension=DIMENSION,
+        noisy=NOISY,
+        seed=5,
+        evaluation_size=400,
+    )
 
 
 _utility: NewtonStepUtility | None = None

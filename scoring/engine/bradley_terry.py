@@ -12,11 +12,12 @@ lost) and fix the scale.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+
+from scoring.engine.linear import preconditioned_cg
 
 
 @dataclass(frozen=True)
@@ -84,11 +85,13 @@ def bradley_terry(
             break
         diagonal = point.own + np.bincount(winners, weights=point.edges, minlength=n_items)
         diagonal += np.bincount(losers, weights=point.edges, minlength=n_items)
-        step = _preconditioned_cg(
+        # Inexact Newton: the step is solved loosely far from the optimum.
+        step, _ = preconditioned_cg(
             functools.partial(hessian_times, point.edges, point.own),
             -gradient,
             1.0 / diagonal,
             relative_tolerance=min(0.5, float(np.sqrt(np.linalg.norm(gradient)))),
+            max_steps=200,
         )
         # Backtracking keeps every step a descent step (the objective is convex).
         scale = 1.0
@@ -115,32 +118,3 @@ def _upset(
     inverse = 1.0 / (1.0 + tail)
     probability = np.where(margin >= 0, tail * inverse, inverse)
     return probability, np.maximum(-margin, 0.0) + np.log1p(tail)
-
-
-def _preconditioned_cg(
-    apply: Callable[[NDArray[np.float64]], NDArray[np.float64]],
-    right: NDArray[np.float64],
-    inverse_diagonal: NDArray[np.float64],
-    *,
-    relative_tolerance: float,
-    max_steps: int = 200,
-) -> NDArray[np.float64]:
-    """Solve H d = right approximately (inexact Newton: looser far from the optimum)."""
-    solution = np.zeros_like(right)
-    residual = right.copy()
-    preconditioned = inverse_diagonal * residual
-    direction = preconditioned.copy()
-    product = float(residual @ preconditioned)
-    target = relative_tolerance * float(np.linalg.norm(right))
-    for _ in range(max_steps):
-        if float(np.linalg.norm(residual)) <= target:
-            break
-        applied = apply(direction)
-        step = product / float(direction @ applied)
-        solution += step * direction
-        residual -= step * applied
-        preconditioned = inverse_diagonal * residual
-        next_product = float(residual @ preconditioned)
-        direction = preconditioned + (next_product / product) * direction
-        product = next_product
-    return solution

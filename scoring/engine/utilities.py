@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.linalg import cho_factor, cho_solve
 
+from scoring.engine.linear import preconditioned_cg
 from scoring.engine.reward_model import RewardModel, fit_reward_model, pairwise_accuracy
 
 # Per-contributor Hessians are kept while they fit in this many bytes (100 contributors at
@@ -83,29 +84,21 @@ def _solve(
     system: NDArray[np.float64], right: NDArray[np.float64], guess: NDArray[np.float64] | None
 ) -> NDArray[np.float64]:
     """system^-1 right for a symmetric positive definite system. Along a permutation each
-    system differs from the last by one contributor, so conjugate gradients (Jacobi-
-    preconditioned) from the last solution usually converge in a few matrix-vector products;
-    when they do not, one Cholesky factorisation does it."""
-    solution = np.zeros_like(right) if guess is None else guess.copy()
-    residual = right - system @ solution
-    threshold = CG_TOLERANCE**2 * float(right @ right)
-    if threshold == 0.0:
+    system differs from the last by one contributor, so conjugate gradients from the last
+    solution usually converge in a few matrix-vector products; when they do not, one Cholesky
+    factorisation does it."""
+    if not right.any():
         return np.zeros_like(right)
-    inverse_diagonal = 1.0 / np.diag(system)
-    preconditioned = inverse_diagonal * residual
-    direction = preconditioned.copy()
-    product = float(residual @ preconditioned)
-    for _ in range(CG_MAX_ITERATIONS):
-        if float(residual @ residual) <= threshold:
-            return solution
-        applied = system @ direction
-        length = product / float(direction @ applied)
-        solution += length * direction
-        residual -= length * applied
-        preconditioned = inverse_diagonal * residual
-        next_product = float(residual @ preconditioned)
-        direction = preconditioned + (next_product / product) * direction
-        product = next_product
+    solution, converged = preconditioned_cg(
+        system.__matmul__,
+        right,
+        1.0 / np.diag(system),
+        relative_tolerance=CG_TOLERANCE,
+        max_steps=CG_MAX_ITERATIONS,
+        guess=guess,
+    )
+    if converged:
+        return solution
     return cho_solve(cho_factor(system, check_finite=False), right, check_finite=False)
 
 

@@ -46,9 +46,7 @@ def test_claim_and_submit_cost_the_same_queries_on_a_small_and_a_large_project(
     make_items(large, 2000, prefix="bulk")
     counts = []
     for project in (small, large):
-        expert = UserFactory()
-        qualify_for_cardiology(expert)
-        client = client_for(expert)
+        client = _qualified_client(client_for)
         _cycle_queries(client, project)  # the first claim also creates and caches
         claim_sql, submit_sql = _cycle_queries(client, project)
         counts.append((len(claim_sql), len(submit_sql)))
@@ -63,15 +61,19 @@ def test_claim_and_submit_cost_the_same_queries_on_a_small_and_a_large_project(
     assert submit_count <= 18, submit_count
 
 
+def _qualified_client(client_for: Client) -> Any:
+    expert = UserFactory()
+    qualify_for_cardiology(expert)
+    return client_for(expert)
+
+
 def test_a_new_rubric_version_reaches_the_next_claim(
     lab: Lab, lab_owner: User, client_for: Client
 ) -> None:
     from projects.services import rubric_version_create
 
     project = open_project(lab, lab_owner, gold_rate=0.0, onboarding_gold=0)
-    expert = UserFactory()
-    qualify_for_cardiology(expert)
-    client = client_for(expert)
+    client = _qualified_client(client_for)
     first = claim(client, project).json()
     rubric = {
         "instructions": "v2",
@@ -99,15 +101,13 @@ def test_expired_leases_are_swept_at_most_once_per_interval_then_by_the_beat(
 
     settings.ROUTING_LEASE_SWEEP_SECONDS = 3600
     project = open_project(lab, lab_owner, items=1, redundancy=1, gold_rate=0.0, onboarding_gold=0)
-    first, second = UserFactory(), UserFactory()
-    for expert in (first, second):
-        qualify_for_cardiology(expert)
-    assert claim(client_for(first), project).status_code == 200
+    first, second = _qualified_client(client_for), _qualified_client(client_for)
+    assert claim(first, project).status_code == 200
     Assignment.objects.update(leased_until=timezone.now() - timedelta(seconds=1))
     # Swept a moment ago by the first claim: the expired lease still holds the only slot.
-    assert claim(client_for(second), project).status_code == 204
+    assert claim(second, project).status_code == 204
     leases_expire_task()
-    assert claim(client_for(second), project).status_code == 200
+    assert claim(second, project).status_code == 200
 
 
 @pytest.mark.skipif(
@@ -117,9 +117,7 @@ def test_a_claim_commits_without_a_wal_flush_and_a_submit_with_one(
     lab: Lab, lab_owner: User, client_for: Client
 ) -> None:
     project = open_project(lab, lab_owner, gold_rate=0.0, onboarding_gold=0)
-    expert = UserFactory()
-    qualify_for_cardiology(expert)
-    claim_sql, submit_sql = _cycle_queries(client_for(expert), project)
+    claim_sql, submit_sql = _cycle_queries(_qualified_client(client_for), project)
     relaxed = "SET LOCAL synchronous_commit TO OFF"
     assert relaxed in claim_sql
     assert relaxed not in submit_sql

@@ -9,27 +9,21 @@ from scipy.stats import spearmanr
 
 from scoring.engine import utilities
 from scoring.engine.shapley import shapley_exact, shapley_sampled
+from scoring.engine.synthetic import preference_crowd
 from scoring.engine.utilities import NewtonStepUtility, RefitUtility, _solve
 
 
 def _crowd(
     contributors: int, per_contributor: int, dimension: int, noisy: set[int], seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Preference differences of honest contributors (signed by a hidden direction), noisy
-    ones inverting or randomising it, and an eval set signed by the same direction."""
-    rng = np.random.default_rng(seed)
-    direction = rng.normal(size=dimension)
-    evaluation = rng.normal(size=(200, dimension))
-    evaluation *= np.sign(evaluation @ direction)[:, None]
-    train, owners = [], []
-    for contributor in range(contributors):
-        rows = rng.normal(size=(per_contributor, dimension))
-        signs = np.sign(rows @ direction)
-        if contributor in noisy:
-            signs = -signs if contributor % 2 else rng.choice([-1.0, 1.0], size=per_contributor)
-        train.append(rows * signs[:, None])
-        owners += [contributor] * per_contributor
-    return np.array(owners), np.vstack(train), evaluation
+    return preference_crowd(
+        contributors=contributors,
+        per_contributor=per_contributor,
+        dimension=dimension,
+        noisy=noisy,
+        seed=seed,
+        evaluation_size=200,
+    )
 
 
 def _mask(n: int, members: list[int]) -> np.ndarray:
