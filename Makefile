@@ -66,7 +66,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy marketplace contributors projects payouts scoring
+	$(BIN)/mypy marketplace contributors projects payouts scoring demo
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e ".[dev,bench]"

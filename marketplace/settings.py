@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "projects",
     "scoring",
     "payouts",
+    "demo",
 ]
 
 MIDDLEWARE = [

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from rest_framework.test import APIClient
 
+from demo.simulation import BAD_PARTS, GOOD_PARTS
+from demo.simulation import TOPICS as DRUGS
 from marketplace.models import Lab, User
-from marketplace.simulation import BAD_PARTS, GOOD_PARTS
-from marketplace.simulation import TOPICS as DRUGS
 from payouts.models import LedgerAccount
 from projects.models import GoldAnswer, Item, Project, Submission
 from scoring import judges, services

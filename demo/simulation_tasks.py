@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from marketplace.simulation import (
+from demo.simulation import (
     BAD_PARTS,
     DIMENSIONS,
     GOOD_PARTS,

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from marketplace.simulation import simulate
+from demo.simulation import simulate
 
 
 class Command(BaseCommand):

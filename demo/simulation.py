@@ -628,7 +628,7 @@ def simulate(*, seed: int = 7, items: int = 300, output: Path | None = None) -> 
         _fund_and_open(world)
         _onboard_crowd(world)
         _work(world)
-        from marketplace import simulation_tasks
+        from demo import simulation_tasks
 
         side = simulation_tasks.create_side_projects(world)
         simulation_tasks.work_side_projects(world, side)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from marketplace.simulation import simulate
+from demo.simulation import simulate
 from payouts.models import PayoutLine, PayoutRun
 from payouts.services.ledger import ledger_verify
 from projects.models import Project, Submission
