@@ -391,7 +391,12 @@ ROUTING_LEASE_SWEEP_SECONDS = env.float("ROUTING_LEASE_SWEEP_SECONDS", default=1
 # The coalition utility for Shapley impact: a class taking (owners, train, evaluation) arrays
 # with `evaluate(mask, state) -> (value, state)`. A lab can point this at its own evaluator.
 SCORING_UTILITY = env.str("SCORING_UTILITY", default="scoring.engine.utilities.NewtonStepUtility")
-SCORING_SHAPLEY_TARGET_SE = env.float("SCORING_SHAPLEY_TARGET_SE", default=0.01)
+# The reward model's eval metric behind impact: `soft_accuracy` (mean probability of ordering
+# each trusted pair right; smooth, so 20-50 labels move it measurably) or `accuracy`.
+SCORING_IMPACT_METRIC = env.str("SCORING_IMPACT_METRIC", default="soft_accuracy")
+# Permutation sampling stops once every contributor's *sampling* standard error is under this
+# (the eval-set bootstrap error is reported on top; more permutations cannot shrink it).
+SCORING_SHAPLEY_TARGET_SE = env.float("SCORING_SHAPLEY_TARGET_SE", default=0.001)
 SCORING_SHAPLEY_MAX_SECONDS = env.float("SCORING_SHAPLEY_MAX_SECONDS", default=60.0)
 # Live feed: past this many events waiting to be routed (per project) the endpoint answers 429
 # with Retry-After instead of accepting more than the workers can keep up with.

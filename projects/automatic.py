@@ -14,7 +14,13 @@ from projects.models import Assignment, AssignmentStatus, Item, Project, RubricV
 
 
 def submission_record_automatic(
-    *, project: Project, item: Item, judge: User, rubric: RubricVersion, answer: dict[str, Any]
+    *,
+    project: Project,
+    item: Item,
+    judge: User,
+    rubric: RubricVersion,
+    answer: dict[str, Any],
+    judge_version: str = "",
 ) -> Submission:
     """Record a judge's already validated answer for one item."""
     now = timezone.now()
@@ -38,4 +44,5 @@ def submission_record_automatic(
             answer=answer,
             seconds_spent=0,
             submitted_at=now,
+            judge_version=judge_version[:100],
         )

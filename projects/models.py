@@ -72,8 +72,15 @@ class Project(models.Model):
     # Percent of each payout period's base earnings on this project set aside from escrow as a
     # bonus pool, split by positive impact (MONEY.md, "Bonuses"). 0 = no bonus.
     bonus_pool_percent = models.PositiveSmallIntegerField(default=0)
-    # Routing: a new expert's first tasks in the project are gold, so quality is known early.
+    # Routing: a new expert's first tasks in the project hold this many gold items at random
+    # positions, so quality is known early.
     onboarding_gold = models.PositiveSmallIntegerField(default=5)
+    # Gold that stays hidden: an item retires after this many exposures (0 = never), and a
+    # gold answer's weight halves every `gold_half_life_days` (0 = no decay).
+    gold_max_exposures = models.PositiveIntegerField(default=50)
+    gold_half_life_days = models.PositiveSmallIntegerField(default=180)
+    # Tiers per rubric dimension as well as overall (shown to the lab and the expert).
+    tiers_by_dimension = models.BooleanField(default=False)
     max_active_leases = models.PositiveSmallIntegerField(
         default=3, help_text="concurrent leases one expert may hold in this project"
     )
@@ -298,6 +305,10 @@ class GoldAnswer(models.Model):
     answer = models.JSONField()
     rubric_version = models.ForeignKey(RubricVersion, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    # How many times the item was served (a released or expired lease still showed it), and
+    # when it stopped being served because that passed the project's `gold_max_exposures`.
+    exposures = models.PositiveIntegerField(default=0)
+    retired_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"gold of item {self.item_id}"
@@ -367,6 +378,8 @@ class Submission(models.Model):
     # failed, and why (`{"dimension": key, "reason": text}`); the bad-case loop groups by it.
     blame = models.JSONField(null=True, blank=True)
     server_seconds = models.PositiveIntegerField(default=0)
+    # The version of the AI judge that wrote an automatic label ("" for people).
+    judge_version = models.CharField(max_length=100, blank=True, default="")
 
     class Meta:
         indexes: ClassVar = [

@@ -66,6 +66,10 @@ def ai_judge_run(*, project: Project) -> JudgeReport:
     if rubric is None:
         raise DomainError("The project has no rubric yet.", code="no_rubric")
     judge = import_string(settings.AI_JUDGES[name])
+    # A judge callable may name its version (a model and prompt revision); quality is reported
+    # per version, so a lab sees whether an upgrade helped.
+    version = getattr(judge, "version", "") or name
+    version = str(version() if callable(version) else version)
     user = ai_judge_user(name=name)
     dimensions = rubric_dicts(rubric.dimensions.order_by("position"))
     specs = dimension_specs(rubric.dimensions.all())
@@ -88,7 +92,12 @@ def ai_judge_run(*, project: Project) -> JudgeReport:
             invalid += 1
             continue
         submission_record_automatic(
-            project=project, item=item, judge=user, rubric=rubric, answer=normalised
+            project=project,
+            item=item,
+            judge=user,
+            rubric=rubric,
+            answer=normalised,
+            judge_version=version,
         )
         labeled += 1
     return JudgeReport(labeled=labeled, invalid=invalid)

@@ -99,6 +99,10 @@ def random_judge(
     return _answer_from_qualities(task_type, [rng.random() for _ in responses], dimensions)
 
 
+heuristic_judge.version = "heuristic-1"  # type: ignore[attr-defined]
+random_judge.version = "random-1"  # type: ignore[attr-defined]
+
+
 def openai_judge(
     *, task_type: str, prompt: str, responses: list[str], dimensions: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -137,3 +141,13 @@ def openai_judge(
         raise ValueError("the judge did not answer with JSON")
     answer: dict[str, Any] = json.loads(match.group(0))
     return answer
+
+
+def _openai_version() -> str:
+    from django.conf import settings
+
+    return f"openai:{settings.AI_JUDGE_OPENAI_MODEL}"
+
+
+# The OpenAI-compatible judge's version is the model it is configured with, read when it runs.
+openai_judge.version = _openai_version  # type: ignore[attr-defined]

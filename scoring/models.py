@@ -86,16 +86,34 @@ class ContributorScore(models.Model):
     gold_low = models.FloatField(null=True, blank=True)
     gold_high = models.FloatField(null=True, blank=True)
     gold_n = models.PositiveIntegerField(default=0)
+    # Gold answers weigh less as the gold item ages: the sum of their weights (<= gold_n).
+    gold_n_effective = models.FloatField(default=0.0)
     agreement_rate = models.FloatField(null=True, blank=True)
+    agreement_low = models.FloatField(null=True, blank=True)
+    agreement_high = models.FloatField(null=True, blank=True)
     agreement_n = models.PositiveIntegerField(default=0)
     impact_value = models.FloatField(null=True, blank=True)
+    # Standard error of the impact: permutation sampling and eval-set bootstrap combined.
     impact_se = models.FloatField(null=True, blank=True)
     impact_per_label = models.FloatField(null=True, blank=True)
+    # Impact per label shrunk toward the project's mean by its own error (empirical Bayes), and
+    # the 0..1 score the composite uses (docs/SCORING.md section 5).
+    impact_shrunk = models.FloatField(null=True, blank=True)
+    impact_score = models.FloatField(null=True, blank=True)
+    # Per rubric component (the preference or ranking, each dimension): gold and agreement
+    # with their intervals, and the component's tier where the project tiers by dimension.
+    dimensions = models.JSONField(default=dict, blank=True)
+    # Review outcomes as evidence (demonstrations, corrections, and any reviewed label):
+    # counts per outcome and a Beta posterior of the credit (accepted 1, fixed 0.5, rejected 0).
+    reviews = models.JSONField(null=True, blank=True)
     composite = models.FloatField(null=True, blank=True)
     tier = models.CharField(max_length=11, choices=Tier.choices, default=Tier.PROVISIONAL)
     is_suspended = models.BooleanField(default=False)
     flags = models.JSONField(default=list, blank=True)
     is_ai = models.BooleanField(default=False)
+    # False for an AI judge whose labels do not count: scored against human gold and humans,
+    # but never a player in anyone's agreement, consensus, impact or percentiles.
+    counts = models.BooleanField(default=True)
 
     class Meta:
         constraints: ClassVar = [

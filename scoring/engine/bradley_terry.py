@@ -118,3 +118,29 @@ def _upset(
     inverse = 1.0 / (1.0 + tail)
     probability = np.where(margin >= 0, tail * inverse, inverse)
     return probability, np.maximum(-margin, 0.0) + np.log1p(tail)
+
+
+def bradley_terry_covariance(
+    winner: NDArray[np.integer],
+    loser: NDArray[np.integer],
+    strength: NDArray[np.float64],
+    *,
+    prior_games: float = 0.1,
+) -> NDArray[np.float64]:
+    """The covariance of the log-strengths at the optimum: the inverse of the objective's
+    Hessian (the comparison graph's Laplacian weighted by p(1 - p), plus the prior's
+    curvature, which makes it invertible). Dense: for the few responses of one item."""
+    x = np.log(np.asarray(strength, dtype=np.float64))
+    n_items = x.size
+    winners = np.asarray(winner, dtype=np.int64)
+    losers = np.asarray(loser, dtype=np.int64)
+    surprise, _ = _upset(x.take(winners) - x.take(losers))
+    edges = surprise * (1.0 - surprise)
+    hessian = np.zeros((n_items, n_items))
+    np.add.at(hessian, (winners, winners), edges)
+    np.add.at(hessian, (losers, losers), edges)
+    np.add.at(hessian, (winners, losers), -edges)
+    np.add.at(hessian, (losers, winners), -edges)
+    sigma = 1.0 - _upset(x)[0]
+    hessian[np.diag_indices(n_items)] += 2.0 * prior_games * sigma * (1.0 - sigma)
+    return np.asarray(np.linalg.inv(hessian), dtype=np.float64)

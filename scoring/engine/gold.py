@@ -10,7 +10,13 @@ Per gold item an answer earns g in [0, 1], the weighted mean over its components
   scores the mean over responses.
 Components the gold answer does not cover do not count.
 
-Estimate: Beta(1 + sum g, 1 + sum (1 - g)); report its mean, 5% and 95% quantiles, and n.
+Estimate: Beta(1 + sum w g, 1 + sum w (1 - g)) with w the gold item's weight (1, or less as
+the item ages: see `age_weight`); report its mean, 5% and 95% quantiles, and n.
+
+Per component (`gold_components`): the preference (or ranking) is one trial per item, and a
+rated dimension one trial per response it rates, so each component has its own posterior and
+interval (the per-dimension quality a lab routes by), and the early-stop gate tests each
+against its chance level (`chance_level`: what random answers would score on it).
 """
 
 from __future__ import annotations
@@ -32,6 +38,37 @@ class GoldDimension:
     kind: str  # likert | binary | choice
     weight: float = 1.0
     tolerance: int = 1
+    low: int | None = None  # likert scale ends
+    high: int | None = None
+    options: int = 0  # number of choice options
+
+
+PREFERENCE = "preference"
+RANKING = "ranking"
+
+
+def chance_level(dimension: GoldDimension | None) -> float:
+    """The credit a uniformly random answer earns on a component on average: 1/2 for the
+    preference (two sides; ties aside) and binary dimensions, 1/k for a choice of k options,
+    and for a likert scale of K points the probability that a random value lands within the
+    tolerance t of a random reference, (K + 2 sum_{d=1..t} (K - d)) / K^2."""
+    if dimension is None or dimension.kind == "binary":
+        return 0.5
+    if dimension.kind == "choice":
+        return 1.0 / dimension.options if dimension.options else 0.5
+    if dimension.low is None or dimension.high is None:
+        return 0.5
+    points = dimension.high - dimension.low + 1
+    reach = min(dimension.tolerance, points - 1)
+    return (points + 2 * sum(points - d for d in range(1, reach + 1))) / points**2
+
+
+def age_weight(age_days: float, half_life_days: float | None) -> float:
+    """Gold decays in weight as it ages (it leaks, and the rubric drifts from it): 1 when new,
+    1/2 after one half-life. No half-life (None or 0) keeps every item at 1."""
+    if not half_life_days or age_days <= 0:
+        return 1.0
+    return float(0.5 ** (age_days / half_life_days))
 
 
 @dataclass(frozen=True)
@@ -40,6 +77,11 @@ class GoldPosterior:
     low: float  # 5% quantile
     high: float  # 95% quantile
     n: int
+    alpha: float = 1.0  # the Beta's parameters, for further questions (P(p < chance), ...)
+    beta: float = 1.0
+
+    def probability_below(self, level: float) -> float:
+        return float(stats.beta(self.alpha, self.beta).cdf(level))
 
 
 def _value_score(dimension: GoldDimension, value: Any, gold: Any) -> float:
@@ -68,20 +110,28 @@ def _ranking_score(answer: Sequence[int], gold: Sequence[int]) -> float:
     return kept / len(pairs)
 
 
-def gold_item_score(
+@dataclass(frozen=True)
+class ComponentCredit:
+    """One component's credits on one gold item: one per trial (per response for a
+    per-response dimension), with the component's weight in the item's overall g."""
+
+    key: str  # "preference", "ranking" or a dimension key
+    credits: tuple[float, ...]
+    weight: float
+
+
+def gold_components(
     *, answer: Mapping[str, Any], gold: Mapping[str, Any], dimensions: Sequence[GoldDimension]
-) -> float | None:
-    """g for one answered gold item, or None when the gold answer covers nothing gradable."""
-    total = 0.0
-    weight_sum = 0.0
-    if "preference" in gold:
-        total += PREFERENCE_WEIGHT * _preference_score(answer.get("preference"), gold["preference"])
-        weight_sum += PREFERENCE_WEIGHT
-    if "ranking" in gold:
-        ranking = answer.get("ranking")
-        score = _ranking_score(ranking, gold["ranking"]) if isinstance(ranking, list) else 0.0
-        total += PREFERENCE_WEIGHT * score
-        weight_sum += PREFERENCE_WEIGHT
+) -> list[ComponentCredit]:
+    """The components of one answer's gold credit (only those the gold answer covers)."""
+    components = []
+    if PREFERENCE in gold:
+        credit = _preference_score(answer.get(PREFERENCE), gold[PREFERENCE])
+        components.append(ComponentCredit(PREFERENCE, (credit,), PREFERENCE_WEIGHT))
+    if RANKING in gold:
+        ranking = answer.get(RANKING)
+        credit = _ranking_score(ranking, gold[RANKING]) if isinstance(ranking, list) else 0.0
+        components.append(ComponentCredit(RANKING, (credit,), PREFERENCE_WEIGHT))
     gold_values = gold.get("answers") or {}
     answer_values = answer.get("answers") or {}
     for dimension in dimensions:
@@ -91,29 +141,45 @@ def gold_item_score(
         given = answer_values.get(dimension.key)
         if isinstance(expected, list):
             if isinstance(given, list) and len(given) == len(expected):
-                scores = [
+                credits = tuple(
                     _value_score(dimension, g, e) for g, e in zip(given, expected, strict=True)
-                ]
-                score = float(np.mean(scores)) if scores else 0.0
+                )
             else:
-                score = 0.0
+                credits = (0.0,) * max(len(expected), 1)
+            if not credits:
+                continue
         else:
-            score = _value_score(dimension, given, expected)
-        total += dimension.weight * score
-        weight_sum += dimension.weight
+            credits = (_value_score(dimension, given, expected),)
+        components.append(ComponentCredit(dimension.key, credits, dimension.weight))
+    return components
+
+
+def gold_item_score(
+    *, answer: Mapping[str, Any], gold: Mapping[str, Any], dimensions: Sequence[GoldDimension]
+) -> float | None:
+    """g for one answered gold item, or None when the gold answer covers nothing gradable."""
+    components = gold_components(answer=answer, gold=gold, dimensions=dimensions)
+    weight_sum = sum(component.weight for component in components)
     if weight_sum == 0:
         return None
+    total = sum(component.weight * float(np.mean(component.credits)) for component in components)
     return total / weight_sum
 
 
-def gold_posterior(scores: Sequence[float]) -> GoldPosterior:
+def gold_posterior(
+    scores: Sequence[float], weights: Sequence[float] | None = None
+) -> GoldPosterior:
+    """Beta(1 + sum w g, 1 + sum w (1 - g)); `n` counts the answers whatever their weights."""
     values = np.clip(np.asarray(scores, dtype=np.float64), 0.0, 1.0)
-    alpha = 1.0 + float(values.sum())
-    beta = 1.0 + float((1.0 - values).sum())
+    weight = np.ones_like(values) if weights is None else np.asarray(weights, dtype=np.float64)
+    alpha = 1.0 + float((weight * values).sum())
+    beta = 1.0 + float((weight * (1.0 - values)).sum())
     distribution = stats.beta(alpha, beta)
     return GoldPosterior(
         mean=alpha / (alpha + beta),
         low=float(distribution.ppf(0.05)),
         high=float(distribution.ppf(0.95)),
         n=int(values.size),
+        alpha=alpha,
+        beta=beta,
     )

@@ -1,6 +1,16 @@
-"""Coalition utilities for Shapley impact (SCORING.md section 4): v(S) is the eval accuracy of
-the Bradley-Terry reward model (L2-regularised logistic regression on feature differences)
-trained on the preference labels of coalition S.
+"""Coalition utilities for Shapley impact (SCORING.md section 4): v(S) is how well the
+Bradley-Terry reward model (L2-regularised logistic regression on feature differences) trained
+on the preference labels of coalition S orders the trusted eval pairs.
+
+The eval metric (`metric`):
+- `soft_accuracy` (the default): the mean over eval pairs of sigmoid(margin), the model's
+  probability of ordering the pair as the trusted label does. It is 0.5 for the empty model,
+  like accuracy, but moves smoothly with every label: a contributor's 30 labels shift it by a
+  measurable amount where hard accuracy (a step function of a few hundred pairs) mostly does
+  not move, which is what made impacts indistinguishable from zero at 20-50 labels each.
+- `accuracy`: the share of eval pairs ordered right (ties count half).
+Both are means over eval pairs, so `evaluate_items` gives the per-pair values the Shapley
+engine bootstraps over to put the eval set's own sampling error into the standard error.
 
 - `NewtonStepUtility` (the default): the fit on S is the first Newton (IRLS) step of S's
   logistic loss from w = 0:  w_S = -H_S(0)^-1 grad_S(0), with H_S(0) = lambda I + 1/4 sum x x^T
@@ -30,7 +40,7 @@ from numpy.typing import NDArray
 from scipy.linalg import cho_factor, cho_solve
 
 from scoring.engine.linear import preconditioned_cg
-from scoring.engine.reward_model import RewardModel, fit_reward_model, pairwise_accuracy
+from scoring.engine.reward_model import fit_reward_model
 
 # Per-contributor Hessians are kept while they fit in this many bytes (100 contributors at
 # d = 384 take 118 MB), else recomputed when a prefix adds a contributor (about as costly as
@@ -40,6 +50,33 @@ HESSIAN_CACHE_BYTES = 256 * 1024 * 1024
 # the only eval predictions it could flip.
 CG_TOLERANCE = 1e-8
 CG_MAX_ITERATIONS = 60
+METRICS = ("soft_accuracy", "accuracy")
+# Coalitions whose per-pair values are kept (a sampled run rarely meets the same coalition
+# twice beyond its first prefixes; exact enumeration meets each once).
+ITEM_CACHE_BYTES = 64 * 1024 * 1024
+
+
+def pair_values(margins: NDArray[np.float64], metric: str) -> NDArray[np.float64]:
+    """Per eval pair: sigmoid(margin) (soft accuracy) or 1 / 0.5 / 0 (accuracy)."""
+    if metric == "accuracy":
+        return np.where(margins > 0, 1.0, np.where(margins == 0, 0.5, 0.0))
+    return 0.5 * (1.0 + np.tanh(0.5 * margins))  # sigmoid, without overflow warnings
+
+
+class _ItemCache:
+    """Per-pair values by coalition, bounded in bytes (cleared when full)."""
+
+    def __init__(self, n_pairs: int) -> None:
+        self.values: dict[bytes, NDArray[np.float64]] = {}
+        self.limit = max(ITEM_CACHE_BYTES // max(8 * n_pairs, 1), 64)
+
+    def get(self, key: bytes) -> NDArray[np.float64] | None:
+        return self.values.get(key)
+
+    def put(self, key: bytes, values: NDArray[np.float64]) -> None:
+        if len(self.values) >= self.limit:
+            self.values.clear()
+        self.values[key] = values
 
 
 def _mask_key(mask: NDArray[np.bool_]) -> bytes:
@@ -54,19 +91,32 @@ class RefitUtility:
     train: NDArray[np.float64]
     evaluation: NDArray[np.float64]
     l2: float = 1.0
-    cache: dict[bytes, float] = field(default_factory=dict)
+    metric: str = "soft_accuracy"
+    cache: _ItemCache = field(init=False)
 
-    def evaluate(self, mask: NDArray[np.bool_], state: Any) -> tuple[float, Any]:
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}")
+        self.cache = _ItemCache(len(self.evaluation))
+
+    def evaluate_items(
+        self, mask: NDArray[np.bool_], state: Any
+    ) -> tuple[NDArray[np.float64], Any]:
         rows = mask[self.owners] if self.owners.size else np.zeros(0, dtype=bool)
         if not rows.any():
-            return 0.5, state
+            return np.full(len(self.evaluation), 0.5), state
         key = _mask_key(mask)
-        if key in self.cache:
-            return self.cache[key], state
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached, state
         model = fit_reward_model(self.train[rows], l2=self.l2, warm_start=state)
-        value = pairwise_accuracy(model, self.evaluation)
-        self.cache[key] = value
-        return value, model.weights
+        values = pair_values(self.evaluation @ model.weights, self.metric)
+        self.cache.put(key, values)
+        return values, model.weights
+
+    def evaluate(self, mask: NDArray[np.bool_], state: Any) -> tuple[float, Any]:
+        values, state = self.evaluate_items(mask, state)
+        return float(values.mean()) if values.size else 0.5, state
 
 
 @dataclass
@@ -111,13 +161,17 @@ class NewtonStepUtility:
         train: NDArray[np.float64],
         evaluation: NDArray[np.float64],
         l2: float = 1.0,
+        metric: str = "soft_accuracy",
     ) -> None:
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {METRICS}")
         self.owners = np.asarray(owners, dtype=np.int64)
         self.train = np.asarray(train, dtype=np.float64)
         self.evaluation = np.asarray(evaluation, dtype=np.float64)
         self.l2 = l2
+        self.metric = metric
         self.dimension = self.evaluation.shape[1] if self.evaluation.ndim == 2 else 0
-        self.cache: dict[bytes, float] = {}
+        self.cache = _ItemCache(len(self.evaluation))
         self.n_players = int(self.owners.max()) + 1 if self.owners.size else 0
         order = np.argsort(self.owners, kind="stable")
         bounds = np.searchsorted(self.owners[order], np.arange(self.n_players + 1))
@@ -127,7 +181,7 @@ class NewtonStepUtility:
         for player, rows in enumerate(self._rows):
             self._gradients[player] = -0.5 * self.train[rows].sum(axis=0)
         self._hessians: NDArray[np.float64] | None = None
-        if self.n_players * self.dimension**2 * 8 <= HESSIAN_CACHE_BYTES:
+        if self.n_players and self.n_players * self.dimension**2 * 8 <= HESSIAN_CACHE_BYTES:
             self._hessians = np.stack([self._hessian(p) for p in range(self.n_players)])
 
     def _hessian(self, player: int) -> NDArray[np.float64]:
@@ -150,14 +204,21 @@ class NewtonStepUtility:
             gradient = gradient + self._gradients[player]
         return _Prefix(mask.copy(), hessian, gradient, base.step)
 
-    def evaluate(self, mask: NDArray[np.bool_], state: Any) -> tuple[float, Any]:
+    def evaluate_items(
+        self, mask: NDArray[np.bool_], state: Any
+    ) -> tuple[NDArray[np.float64], Any]:
         if self.n_players == 0 or not mask[: self.n_players].any():
-            return 0.5, state
+            return np.full(len(self.evaluation), 0.5), state
         mask = mask[: self.n_players]
         prefix = self._prefix(mask, state)
         key = _mask_key(mask)
-        if key not in self.cache:
+        values = self.cache.get(key)
+        if values is None:
             prefix.step = _solve(prefix.hessian, prefix.gradient, prefix.step)
-            model = RewardModel(weights=-prefix.step)
-            self.cache[key] = pairwise_accuracy(model, self.evaluation)
-        return self.cache[key], prefix
+            values = pair_values(self.evaluation @ -prefix.step, self.metric)
+            self.cache.put(key, values)
+        return values, prefix
+
+    def evaluate(self, mask: NDArray[np.bool_], state: Any) -> tuple[float, Any]:
+        values, state = self.evaluate_items(mask, state)
+        return float(values.mean()) if values.size else 0.5, state

@@ -1,21 +1,199 @@
-"""Consensus (gold-anchored Dawid-Skene) and agreement, pooled over the rubric's dimensions."""
+"""Stage 2 of a scoring run: agreement and consensus (docs/SCORING.md sections 2 and 3).
+
+- Agreement per contributor: leave-one-out agreement on the categorical answer and on every
+  rubric dimension (per response), plus decided reviews as evidence, pooled into one rate and
+  kept per dimension, each with a Beta interval.
+- Consensus per item: gold-anchored Dawid-Skene on the categorical answer; the quality-weighted
+  mean and spread of every likert dimension (and a weighted vote on binary and choice ones);
+  Bradley-Terry strengths with intervals for rankings and for the two sides of a pairwise item.
+- Only the counting labels take part. An AI judge that does not count is compared with them
+  afterwards (`judge_agreement`), never the other way round.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
-from projects.models import Project, Review, ReviewStatus, Submission
+from projects.models import Project, Review, ReviewStatus, Submission, TaskType
 from scoring.engine import agreement as agreement_engine
+from scoring.engine.bradley_terry import bradley_terry, bradley_terry_covariance
 from scoring.engine.dawid_skene import dawid_skene
-from scoring.engine.gold import GoldDimension
-from scoring.services.labels import Labels, _category
+from scoring.engine.gold import PREFERENCE, GoldDimension, chance_level
+from scoring.engine.majority import majority_vote
+from scoring.models import ItemConsensus, ScoringRun
+from scoring.services.gold import GoldEvidence
+from scoring.services.labels import PREFERENCES, Labels, category_of
+
+# Intervals shown with every rate: the 5% and 95% quantiles of Beta(1 + hits, 1 + misses).
+INTERVAL = (0.05, 0.95)
+# A likert consensus weighs each label by its contributor's reliability on that dimension,
+# never below this (an unknown contributor is not silenced, only outweighed).
+MIN_RELIABILITY = 0.05
+UNKNOWN_RELIABILITY = 0.5
+# Bradley-Terry intervals: 90%, like the gold and agreement intervals.
+Z_90 = 1.6448536269514722
 
 
-def _consensus(
+def beta_interval(hits: float, n: float) -> tuple[float | None, float | None]:
+    if n <= 0:
+        return None, None
+    distribution = stats.beta(1.0 + hits, 1.0 + n - hits)
+    return float(distribution.ppf(INTERVAL[0])), float(distribution.ppf(INTERVAL[1]))
+
+
+def rate_with_interval(hits: float, n: float) -> dict[str, Any] | None:
+    if n <= 0:
+        return None
+    low, high = beta_interval(hits, n)
+    return {"rate": hits / n, "low": low, "high": high, "n": int(n)}
+
+
+@dataclass
+class AgreementStage:
+    """Per contributor (indexed like `Labels.experts`) and per item: what stage 2 found."""
+
+    hits: np.ndarray
+    n: np.ndarray
+    # expert index -> component key -> (hits, comparisons)
+    per_component: dict[int, dict[str, tuple[float, int]]]
+    categories: list[tuple[Submission, int]]
+    consensus: list[ItemConsensus] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    # Dawid-Skene's estimate of each contributor's accuracy on the categorical answer
+    # (prior-weighted diagonal of the confusion matrix), the no-gold evidence for tiers.
+    consensus_accuracy: dict[int, float] = field(default_factory=dict)
+    # Review outcomes per expert index: Counter of accepted / fixed / rejected.
+    review_outcomes: dict[int, Counter[str]] = field(default_factory=dict)
+
+    def rate(self, index: int) -> float | None:
+        return float(self.hits[index] / self.n[index]) if self.n[index] else None
+
+    def interval(self, index: int) -> tuple[float | None, float | None]:
+        return beta_interval(float(self.hits[index]), float(self.n[index]))
+
+
+def agreement_stage(
+    *,
+    run: ScoringRun,
+    project: Project,
+    labels: Labels,
+    gold: dict[int, GoldEvidence],
+) -> AgreementStage:
+    n_experts = len(labels.experts)
+    work = [row for row in labels.submissions if not labels.is_gold(row)]
+    categories = [
+        (row, category)
+        for row in work
+        if (category := category_of(project, row.answer)) is not None
+    ]
+    stage = AgreementStage(
+        hits=np.zeros(n_experts),
+        n=np.zeros(n_experts, dtype=np.int64),
+        per_component=defaultdict(dict),
+        categories=categories,
+    )
+    stage.summary["n_labels"] = len(labels.submissions)
+    stage.summary["n_contributors"] = n_experts
+    if categories:
+        _categorical(stage, run, project, labels)
+    _dimensions(stage, labels, work)
+    _reviews(stage, project, labels, run.submission_high_water)
+    reliability = _reliabilities(labels, gold, stage)
+    stage.consensus += _likert_consensus(run, project, labels, work, reliability)
+    if project.task_type == TaskType.RANKING:
+        stage.consensus += _ranking_consensus(run, work)
+    if project.task_type == TaskType.PAIRWISE:
+        stage.consensus += _pairwise_strengths(run, work)
+    return stage
+
+
+def _add(stage: AgreementStage, index: int, key: str, hits: float, n: int) -> None:
+    if n <= 0:
+        return
+    before_hits, before_n = stage.per_component[index].get(key, (0.0, 0))
+    stage.per_component[index][key] = (before_hits + hits, before_n + n)
+    stage.hits[index] += hits
+    stage.n[index] += n
+
+
+def _categorical_target(project: Project, labels: Labels) -> str:
+    if project.task_type == TaskType.PAIRWISE:
+        return PREFERENCE
+    if project.task_type == TaskType.RANKING:
+        return "best"
+    return f"dim:{labels.dimensions[0].key}" if labels.dimensions else "rating"
+
+
+def _categorical(stage: AgreementStage, run: ScoringRun, project: Project, labels: Labels) -> None:
+    """Leave-one-out agreement on the categorical answer, and its consensus."""
+    categories = stage.categories
+    n_experts = len(labels.experts)
+    item_ids = sorted({row.item_id for row, _ in categories})
+    position = {item_id: index for index, item_id in enumerate(item_ids)}
+    n_classes = max(value for _, value in categories) + 1
+    if project.task_type == TaskType.PAIRWISE:
+        n_classes = len(PREFERENCES)
+    items_array = np.array([position[row.item_id] for row, _ in categories])
+    workers_array = np.array([labels.expert_index[row.expert_id] for row, _ in categories])
+    values_array = np.array([value for _, value in categories])
+    rates = agreement_engine.leave_one_out_agreement(
+        items_array,
+        workers_array,
+        values_array,
+        n_items=len(item_ids),
+        n_workers=n_experts,
+        n_classes=n_classes,
+    )
+    target = _categorical_target(project, labels)
+    component = PREFERENCE if project.task_type == TaskType.PAIRWISE else target
+    for index in range(n_experts):
+        _add(
+            stage,
+            index,
+            component,
+            float(np.nan_to_num(rates.rate[index]) * rates.n[index]),
+            int(rates.n[index]),
+        )
+    result = _dawid_skene(project, labels, categories, position, n_experts, n_classes)
+    vote = majority_vote(items_array, values_array, n_items=len(item_ids), n_classes=n_classes)
+    per_item_n = np.bincount(items_array, minlength=len(item_ids))
+    for item_id, index in position.items():
+        label = int(result.labels[index])
+        if label < 0:
+            continue
+        value: Any = PREFERENCES[label] if project.task_type == TaskType.PAIRWISE else label
+        stage.consensus.append(
+            ItemConsensus(
+                run=run,
+                item_id=item_id,
+                target=target,
+                value=value,
+                confidence=float(result.confidence[index]),
+                n_labels=int(per_item_n[index]),
+            )
+        )
+    stage.summary["dawid_skene"] = {
+        "iterations": result.iterations,
+        "agrees_with_majority": float(np.mean(result.labels == vote.labels)),
+    }
+    confusion = result.confusion
+    priors = result.priors
+    for index in range(n_experts):
+        accuracy = float(np.sum(priors * np.diagonal(confusion[index])))
+        stage.consensus_accuracy[index] = accuracy
+    matrix = np.full((n_experts, len(item_ids)), np.nan)
+    matrix[workers_array, items_array] = values_array
+    alpha = agreement_engine.krippendorff_alpha(matrix, "nominal")
+    stage.summary["alpha"] = {target: None if np.isnan(alpha) else round(alpha, 6)}
+
+
+def _dawid_skene(
     project: Project,
     labels: Labels,
     categories: list[tuple[Submission, int]],
@@ -29,10 +207,10 @@ def _consensus(
     gold_rows = []
     known_class: dict[int, int] = {}
     for row in labels.submissions:
-        if not labels.items[row.item_id].is_gold or row.item_id not in labels.gold:
+        if not labels.is_gold(row) or row.item_id not in labels.gold:
             continue
-        category = _category(project, row.answer)
-        truth = _category(project, labels.gold[row.item_id])
+        category = category_of(project, row.answer)
+        truth = category_of(project, labels.gold[row.item_id])
         if category is None or truth is None or max(category, truth) >= n_classes:
             continue
         gold_rows.append((row, category))
@@ -64,8 +242,8 @@ def _consensus(
     )
 
 
-def _pairwise_agreement(
-    categories: list[tuple[Submission, int]], labels: Labels
+def pairwise_agreement(
+    categories: list[tuple[Submission, int]],
 ) -> dict[int, dict[int, tuple[float, int]]]:
     """expert -> other expert -> (share of shared items with the same answer, shared items)."""
     by_item: dict[int, list[tuple[int, int]]] = defaultdict(list)
@@ -85,92 +263,91 @@ def _pairwise_agreement(
     return result
 
 
+def _numeric(value: Any, codes: dict[str, int]) -> float | None:
+    if isinstance(value, str):
+        return float(codes.setdefault(value, len(codes)))
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
 def _dimension_cells(
-    labels: Labels, work: list[Submission], dimension: GoldDimension
-) -> tuple[int, list[tuple[int, int, float]]]:
-    """(number of units, cells (worker, unit, value)) of one dimension: a per-response value is
-    its own unit (item, response); choice options become nominal codes."""
+    labels: Labels, rows: list[Submission], dimension: GoldDimension
+) -> tuple[dict[tuple[int, int], int], list[tuple[int, int, float]]]:
+    """(units, cells (worker, unit, value)) of one dimension: a per-response value is its own
+    unit (item, response); choice options become nominal codes."""
     units: dict[tuple[int, int], int] = {}
     codes: dict[str, int] = {}
     cells = []
-    for row in work:
+    for row in rows:
         value = (row.answer.get("answers") or {}).get(dimension.key)
         values = value if isinstance(value, list) else [value]
         for response, single in enumerate(values):
-            if isinstance(single, str):
-                number = float(codes.setdefault(single, len(codes)))
-            elif isinstance(single, bool) or not isinstance(single, int | float):
+            number = _numeric(single, codes)
+            if number is None:
                 continue
-            else:
-                number = float(single)
             unit = units.setdefault((row.item_id, response), len(units))
             cells.append((labels.expert_index[row.expert_id], unit, number))
-    return len(units), cells
+    return units, cells
 
 
-def _dimension_alphas(labels: Labels, work: list[Submission]) -> dict[str, float | None]:
-    """Krippendorff's alpha per rubric dimension (ordinal for likert, nominal otherwise)."""
-    alphas: dict[str, float | None] = {}
+def _dimensions(stage: AgreementStage, labels: Labels, work: list[Submission]) -> None:
+    """Leave-one-out agreement per dimension (likert within tolerance of the others' median,
+    others exact), and Krippendorff's alpha per dimension (ordinal for likert)."""
+    n_experts = len(labels.experts)
+    alphas = stage.summary.setdefault("alpha", {})
     for dimension in labels.dimensions:
-        n_units, cells = _dimension_cells(labels, work, dimension)
-        if not cells:
-            continue
-        matrix = np.full((len(labels.experts), n_units), np.nan)
-        for worker, unit, single in cells:
-            matrix[worker, unit] = single
-        level = "ordinal" if dimension.kind == "likert" else "nominal"
-        alpha = agreement_engine.krippendorff_alpha(matrix, level)
-        alphas[f"dim:{dimension.key}"] = None if np.isnan(alpha) else round(alpha, 6)
-    return alphas
-
-
-def _dimension_agreement(
-    labels: Labels, work: list[Submission], n_experts: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per contributor, leave-one-out agreements and comparisons over every rubric dimension
-    (SCORING.md section 2: likert within tolerance of the others' median, others exact), to be
-    pooled with the preference's: an expert who inverts one dimension is seen there."""
-    hits = np.zeros(n_experts)
-    counted = np.zeros(n_experts, dtype=np.int64)
-    for dimension in labels.dimensions:
-        n_units, cells = _dimension_cells(labels, work, dimension)
+        units, cells = _dimension_cells(labels, work, dimension)
         if not cells:
             continue
         workers = np.array([cell[0] for cell in cells])
-        units = np.array([cell[1] for cell in cells])
+        unit_index = np.array([cell[1] for cell in cells])
         values = np.array([cell[2] for cell in cells])
         if dimension.kind == "likert":
             rates = agreement_engine.leave_one_out_agreement(
-                units,
+                unit_index,
                 workers,
                 values,
-                n_items=n_units,
+                n_items=len(units),
                 n_workers=n_experts,
                 tolerance=float(dimension.tolerance),
             )
         else:
             codes = values.astype(np.int64)
             rates = agreement_engine.leave_one_out_agreement(
-                units,
+                unit_index,
                 workers,
                 codes,
-                n_items=n_units,
+                n_items=len(units),
                 n_workers=n_experts,
                 n_classes=int(codes.max()) + 1,
             )
-        hits += np.nan_to_num(rates.rate) * rates.n
-        counted += rates.n
-    return hits, counted
+        for index in range(n_experts):
+            _add(
+                stage,
+                index,
+                dimension.key,
+                float(np.nan_to_num(rates.rate[index]) * rates.n[index]),
+                int(rates.n[index]),
+            )
+        matrix = np.full((n_experts, len(units)), np.nan)
+        matrix[workers, unit_index] = values
+        level = "ordinal" if dimension.kind == "likert" else "nominal"
+        alpha = agreement_engine.krippendorff_alpha(matrix, level)
+        alphas[f"dim:{dimension.key}"] = None if np.isnan(alpha) else round(alpha, 6)
 
 
-def _field_matches(project: Project, labels: Labels, original: Any, fixed: Any) -> list[bool]:
+def field_matches(
+    project: Project, labels: Labels, original: Any, fixed: Any
+) -> list[tuple[str, bool]]:
     """Per compared field of a fixed label, whether the reviewer kept the expert's answer:
     the categorical target, then every rubric dimension per response (likert within its
     tolerance, anything else exactly), the same fields pooled agreement compares."""
     matches = []
-    mine, theirs = _category(project, original), _category(project, fixed)
+    mine, theirs = category_of(project, original), category_of(project, fixed)
     if mine is not None and theirs is not None:
-        matches.append(mine == theirs)
+        key = PREFERENCE if project.task_type == TaskType.PAIRWISE else "category"
+        matches.append((key, mine == theirs))
     for dimension in labels.dimensions:
         first = (original.get("answers") or {}).get(dimension.key)
         second = (fixed.get("answers") or {}).get(dimension.key)
@@ -180,41 +357,316 @@ def _field_matches(project: Project, labels: Labels, original: Any, fixed: Any) 
         for a, b in pairs:
             numeric = isinstance(a, int | float) and isinstance(b, int | float)
             if dimension.kind == "likert" and numeric:
-                matches.append(abs(float(a) - float(b)) <= float(dimension.tolerance))
+                matches.append(
+                    (dimension.key, abs(float(a) - float(b)) <= float(dimension.tolerance))
+                )
             else:
-                matches.append(a == b)
+                matches.append((dimension.key, a == b))
     return matches
 
 
-def _review_agreement(
-    project: Project, labels: Labels, high_water: int, n_experts: int
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Decided reviews as agreement evidence about the reviewed expert (issue 6's review
-    workflow): an accepted label agrees with its reviewer on every field, a rejected one on
-    none, a fixed one field by field. Each field counts like one comparison with a peer.
-    Returns per contributor (hits, comparisons) and the number of reviews used."""
-
-    hits = np.zeros(n_experts)
-    counted = np.zeros(n_experts, dtype=np.int64)
+def _reviews(stage: AgreementStage, project: Project, labels: Labels, high_water: int) -> None:
+    """Decided reviews as evidence about the reviewed expert: an accepted label agrees with its
+    reviewer on every field, a rejected one on none, a fixed one field by field (each field
+    counts like one comparison with a peer); the outcomes themselves are kept per expert (the
+    evidence demonstrations and corrections are scored by)."""
     used = 0
     decided = Review.objects.filter(
         project=project,
         status__in=[ReviewStatus.ACCEPTED, ReviewStatus.REJECTED, ReviewStatus.FIXED],
         submission_id__lte=high_water,
     ).select_related("submission")
+    counting = set(labels.expert_index)
     for review in decided:
-        position = labels.expert_index.get(review.submission.expert_id)
-        if position is None:
-            continue  # only rejected labels: not a contributor of this run
+        expert = review.submission.expert_id
+        if expert not in counting:
+            continue  # only rejected labels, or a judge that does not count
+        index = labels.expert_index[expert]
+        stage.review_outcomes.setdefault(index, Counter())[review.status] += 1
         answer = review.submission.answer
-        fields = len(_field_matches(project, labels, answer, answer))
+        fields = field_matches(project, labels, answer, answer)
         if review.status == ReviewStatus.FIXED and review.fixed_answer is not None:
-            matches = _field_matches(project, labels, answer, review.fixed_answer)
+            matches = field_matches(project, labels, answer, review.fixed_answer)
         else:
-            matches = [review.status == ReviewStatus.ACCEPTED] * fields
-        if not matches:
-            continue
-        hits[position] += sum(matches)
-        counted[position] += len(matches)
+            matches = [(key, review.status == ReviewStatus.ACCEPTED) for key, _ in fields]
+        for key, agreed in matches:
+            _add(stage, index, key, float(agreed), 1)
         used += 1
-    return hits, counted, used
+    stage.summary["reviews_as_evidence"] = used
+
+
+def _reliabilities(
+    labels: Labels, gold: dict[int, GoldEvidence], stage: AgreementStage
+) -> dict[tuple[int, str], float]:
+    """(expert, dimension) -> weight in likert consensus: how far above chance the expert is
+    on that dimension, (accuracy - chance) / (1 - chance), from gold when they have it on the
+    dimension, else from agreement; MIN_RELIABILITY at worst, UNKNOWN_RELIABILITY without
+    evidence."""
+    weights = {}
+    for expert, index in labels.expert_index.items():
+        evidence = gold.get(expert)
+        for dimension in labels.dimensions:
+            chance = chance_level(dimension)
+            accuracy = None
+            if evidence is not None and dimension.key in evidence.components:
+                accuracy = evidence.components[dimension.key].mean
+            elif dimension.key in stage.per_component.get(index, {}):
+                hits, n = stage.per_component[index][dimension.key]
+                accuracy = (1.0 + hits) / (2.0 + n)
+            if accuracy is None:
+                weights[(expert, dimension.key)] = UNKNOWN_RELIABILITY
+                continue
+            above = (accuracy - chance) / (1.0 - chance) if chance < 1 else 0.0
+            weights[(expert, dimension.key)] = float(min(max(above, MIN_RELIABILITY), 1.0))
+    return weights
+
+
+def weighted_consensus(
+    values: list[float], weights: list[float], kind: str
+) -> tuple[Any, float, float]:
+    """(value, spread or share, confidence). Likert: the weighted mean, the weighted standard
+    deviation, and confidence 1 - spread / (half the values' range + 1); binary and choice:
+    the weighted vote's winner, and its weight share as spread and confidence."""
+    weight = np.asarray(weights, dtype=np.float64)
+    data = np.asarray(values, dtype=np.float64)
+    total = float(weight.sum())
+    if kind == "likert":
+        mean = float((weight * data).sum() / total)
+        spread = float(np.sqrt((weight * (data - mean) ** 2).sum() / total))
+        return round(mean, 6), round(spread, 6), spread
+    tally: dict[float, float] = defaultdict(float)
+    for value, single in zip(data, weight, strict=True):
+        tally[float(value)] += float(single)
+    winner = max(sorted(tally), key=lambda key: tally[key])
+    share = tally[winner] / total
+    return winner, round(share, 6), share
+
+
+def _likert_consensus(
+    run: ScoringRun,
+    project: Project,
+    labels: Labels,
+    work: list[Submission],
+    reliability: dict[tuple[int, str], float],
+) -> list[ItemConsensus]:
+    """Per item and dimension, the quality-weighted consensus (`likert:<key>` for a likert
+    dimension, `vote:<key>` for binary and choice): one entry per response for pairwise and
+    ranking items, one value for rating items."""
+    per_item: dict[int, list[Submission]] = defaultdict(list)
+    for row in work:
+        per_item[row.item_id].append(row)
+    rows = []
+    for dimension in labels.dimensions:
+        prefix = "likert" if dimension.kind == "likert" else "vote"
+        for item_id, item_rows in per_item.items():
+            by_response: dict[int, tuple[list[Any], list[float]]] = defaultdict(lambda: ([], []))
+            for row in item_rows:
+                value = (row.answer.get("answers") or {}).get(dimension.key)
+                values = value if isinstance(value, list) else [value]
+                for response, single in enumerate(values):
+                    if single is None or (isinstance(single, bool) and dimension.kind == "likert"):
+                        continue
+                    by_response[response][0].append(single)
+                    by_response[response][1].append(reliability[(row.expert_id, dimension.key)])
+            entries, confidences = [], []
+            for response in sorted(by_response):
+                values, weights = by_response[response]
+                codes: dict[str, int] = {}
+                numbers = [_numeric(single, codes) for single in values]
+                kept = [(n, w) for n, w in zip(numbers, weights, strict=True) if n is not None]
+                if not kept:
+                    continue
+                value, spread, measure = weighted_consensus(
+                    [n for n, _ in kept], [w for _, w in kept], dimension.kind
+                )
+                if codes:
+                    value = {code: name for name, code in codes.items()}[int(value)]
+                if dimension.kind == "likert":
+                    span = ((dimension.high or 1) - (dimension.low or 0)) / 2.0 + 1.0
+                    confidences.append(max(0.0, 1.0 - measure / span))
+                    entries.append({"mean": value, "spread": spread, "n": len(kept)})
+                else:
+                    confidences.append(measure)
+                    entries.append({"value": value, "share": spread, "n": len(kept)})
+            if not entries:
+                continue
+            single_value = project.task_type == TaskType.RATING
+            rows.append(
+                ItemConsensus(
+                    run=run,
+                    item_id=item_id,
+                    target=f"{prefix}:{dimension.key}",
+                    value=entries[0] if single_value else entries,
+                    confidence=float(min(confidences)),
+                    n_labels=len(item_rows),
+                )
+            )
+    return rows
+
+
+def _strengths(
+    winners: list[int], losers: list[int], n_responses: int
+) -> tuple[np.ndarray, np.ndarray]:
+    result = bradley_terry(np.array(winners), np.array(losers), n_items=n_responses)
+    covariance = bradley_terry_covariance(np.array(winners), np.array(losers), result.strength)
+    return np.log(result.strength), covariance
+
+
+def _probability_interval(
+    log_strength: np.ndarray, covariance: np.ndarray, first: int, second: int
+) -> tuple[float, float, float]:
+    """P(first beats second) under Bradley-Terry, and its 90% interval."""
+    margin = float(log_strength[first] - log_strength[second])
+    variance = float(
+        covariance[first, first] + covariance[second, second] - 2 * covariance[first, second]
+    )
+    spread = Z_90 * np.sqrt(max(variance, 0.0))
+
+    def logistic(value: float) -> float:
+        return float(1.0 / (1.0 + np.exp(-value)))
+
+    return logistic(margin), logistic(margin - spread), logistic(margin + spread)
+
+
+def _ranking_consensus(run: ScoringRun, work: list[Submission]) -> list[ItemConsensus]:
+    """Bradley-Terry over every ordered pair each ranking implies: the consensus order
+    (`ranking`, strongest first) and each response's strength with a 90% interval on its
+    probability of beating the consensus runner-up (`ranking_strengths`)."""
+    per_item: dict[int, list[list[int]]] = defaultdict(list)
+    for row in work:
+        ranking = row.answer.get("ranking")
+        if isinstance(ranking, list) and ranking:
+            per_item[row.item_id].append([int(index) for index in ranking])
+    rows = []
+    for item_id, rankings in per_item.items():
+        n_responses = max(len(ranking) for ranking in rankings)
+        winners, losers = [], []
+        for ranking in rankings:
+            for position, better in enumerate(ranking):
+                for worse in ranking[position + 1 :]:
+                    winners.append(better)
+                    losers.append(worse)
+        log_strength, covariance = _strengths(winners, losers, n_responses)
+        order = [int(index) for index in np.lexsort((np.arange(n_responses), -log_strength))]
+        pairs = [
+            _probability_interval(log_strength, covariance, order[k], order[k + 1])
+            for k in range(n_responses - 1)
+        ]
+        confidence = float(np.mean([probability for probability, _, _ in pairs])) if pairs else 1.0
+        rows.append(
+            ItemConsensus(
+                run=run,
+                item_id=item_id,
+                target="ranking",
+                value=order,
+                confidence=confidence,
+                n_labels=len(rankings),
+            )
+        )
+        rows.append(
+            ItemConsensus(
+                run=run,
+                item_id=item_id,
+                target="ranking_strengths",
+                value={
+                    "log_strength": [round(float(value), 6) for value in log_strength],
+                    "se": [
+                        round(float(np.sqrt(max(covariance[k, k], 0.0))), 6)
+                        for k in range(n_responses)
+                    ],
+                    "beats_next": [
+                        {"p": round(p, 6), "low": round(low, 6), "high": round(high, 6)}
+                        for p, low, high in pairs
+                    ],
+                },
+                confidence=confidence,
+                n_labels=len(rankings),
+            )
+        )
+    return rows
+
+
+def _pairwise_strengths(run: ScoringRun, work: list[Submission]) -> list[ItemConsensus]:
+    """Per pairwise item, Bradley-Terry on its two responses (a tie is half a win each way):
+    P(a beats b) with a 90% interval (`strength`): how strong a preference the DPO pair is."""
+    per_item: dict[int, list[str]] = defaultdict(list)
+    for row in work:
+        preference = row.answer.get(PREFERENCE)
+        if preference in PREFERENCES:
+            per_item[row.item_id].append(preference)
+    rows = []
+    for item_id, preferences in per_item.items():
+        winners, losers = [], []
+        for preference in preferences:
+            if preference in ("a", "tie"):
+                winners.append(0)
+                losers.append(1)
+            if preference in ("b", "tie"):
+                winners.append(1)
+                losers.append(0)
+        log_strength, covariance = _strengths(winners, losers, 2)
+        probability, low, high = _probability_interval(log_strength, covariance, 0, 1)
+        rows.append(
+            ItemConsensus(
+                run=run,
+                item_id=item_id,
+                target="strength",
+                value={"p_a": round(probability, 6), "low": round(low, 6), "high": round(high, 6)},
+                confidence=max(probability, 1 - probability),
+                n_labels=len(preferences),
+            )
+        )
+    return rows
+
+
+def judge_agreement(
+    project: Project, labels: Labels, judge_rows: list[Submission]
+) -> dict[str, tuple[float, int]]:
+    """A non-counting judge's agreement with the counting labels of the same items: per
+    component, (hits, comparisons). Categorical: equal to the others' majority (ties skipped);
+    likert: within tolerance of the others' median; binary and choice: equal to their
+    majority. The judge never enters the others' pool."""
+    others: dict[int, list[Submission]] = defaultdict(list)
+    for row in labels.submissions:
+        if not labels.is_gold(row):
+            others[row.item_id].append(row)
+    result: dict[str, tuple[float, int]] = {}
+
+    def add(key: str, agreed: bool) -> None:
+        hits, n = result.get(key, (0.0, 0))
+        result[key] = (hits + float(agreed), n + 1)
+
+    categorical = PREFERENCE if project.task_type == TaskType.PAIRWISE else "category"
+    for row in judge_rows:
+        peers = others.get(row.item_id, [])
+        if len(peers) < 2 or labels.items[row.item_id].is_gold:
+            continue
+        mine = category_of(project, row.answer)
+        theirs = [c for peer in peers if (c := category_of(project, peer.answer)) is not None]
+        if mine is not None and theirs:
+            majority = Counter(theirs).most_common()
+            if len(majority) == 1 or majority[0][1] > majority[1][1]:
+                add(categorical, mine == majority[0][0])
+        for dimension in labels.dimensions:
+            given = (row.answer.get("answers") or {}).get(dimension.key)
+            given_values = given if isinstance(given, list) else [given]
+            for response, value in enumerate(given_values):
+                peer_values: list[Any] = []
+                for peer in peers:
+                    other = (peer.answer.get("answers") or {}).get(dimension.key)
+                    other_values = other if isinstance(other, list) else [other]
+                    if response < len(other_values) and other_values[response] is not None:
+                        peer_values.append(other_values[response])
+                if not peer_values or value is None:
+                    continue
+                if dimension.kind == "likert":
+                    add(
+                        dimension.key,
+                        abs(float(value) - float(np.median(np.asarray(peer_values, dtype=float))))
+                        <= dimension.tolerance,
+                    )
+                else:
+                    counts = Counter(map(str, peer_values)).most_common()
+                    if len(counts) == 1 or counts[0][1] > counts[1][1]:
+                        add(dimension.key, str(value) == counts[0][0])
+    return result

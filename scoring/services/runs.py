@@ -7,7 +7,7 @@ between the database and the engine, and records timings per stage."""
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from typing import Any
 
 import numpy as np
@@ -17,11 +17,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from marketplace.models import User
-from projects.models import Project, Submission, TaskType
-from scoring.ai import ai_contributor_ids
-from scoring.engine import agreement as agreement_engine
-from scoring.engine.gold import gold_item_score, gold_posterior
-from scoring.engine.majority import majority_vote
+from projects.models import Project, Submission
 from scoring.engine.shapley import (
     MAX_EXACT_PLAYERS,
     PermutationBatch,
@@ -30,24 +26,12 @@ from scoring.engine.shapley import (
     permutation_batch,
     shapley,
 )
-from scoring.engine.tiers import (
-    FlagInputs,
-    composite,
-    flags_for,
-    percentile_ranks,
-    should_suspend,
-    tier_for,
-)
 from scoring.models import ContributorScore, ItemConsensus, ScoringRun, ScoringRunStatus
-from scoring.services.agreement import (
-    _consensus,
-    _dimension_agreement,
-    _dimension_alphas,
-    _pairwise_agreement,
-    _review_agreement,
-)
-from scoring.services.impact import _utility
-from scoring.services.labels import ENGINE_VERSION, PREFERENCES, Labels, _category, _load
+from scoring.services.agreement import agreement_stage, judge_agreement, rate_with_interval
+from scoring.services.gold import GoldEvidence, gold_stage
+from scoring.services.impact import eval_pairs, impact_scores, impact_utility
+from scoring.services.labels import ENGINE_VERSION, Labels, load_labels
+from scoring.services.tiers import TierStage, judge_scores, tiers_stage
 
 
 def scoring_run_create(*, project: Project, created_by: User | None, seed: int = 0) -> ScoringRun:
@@ -80,6 +64,7 @@ def scoring_run_create(*, project: Project, created_by: User | None, seed: int =
                 "shapley_target_se": settings.SCORING_SHAPLEY_TARGET_SE,
                 "shapley_max_seconds": settings.SCORING_SHAPLEY_MAX_SECONDS,
                 "utility": settings.SCORING_UTILITY,
+                "impact_metric": settings.SCORING_IMPACT_METRIC,
             },
         )
         from scoring import tasks
@@ -112,8 +97,8 @@ def scoring_run_execute(*, run_id: int) -> ScoringRun:
         return run
     try:
         started = time.perf_counter()
-        labels = _load(run.project, run.submission_high_water)
-        utility, train_counts = _utility(run.project, labels)
+        labels = load_labels(run.project, run.submission_high_water, run.created_at)
+        utility, train_counts = impact_utility(run.project, labels)
         n_players = len(labels.experts)
         if (
             utility is not None
@@ -185,9 +170,9 @@ def shapley_batch(*, run_id: int, seed: int, pairs: int) -> dict[str, Any]:
     fanout = run.parameters["fanout"]
     key = (run.pk, float(fanout["started"]))
     if key not in _batch_utility:
-        labels = _load(run.project, run.submission_high_water)
+        labels = load_labels(run.project, run.submission_high_water, run.created_at)
         _batch_utility.clear()
-        _batch_utility[key] = (_utility(run.project, labels)[0], len(labels.experts))
+        _batch_utility[key] = (impact_utility(run.project, labels)[0], len(labels.experts))
     utility, n_players = _batch_utility[key]
     batch = permutation_batch(
         utility,
@@ -197,6 +182,7 @@ def shapley_batch(*, run_id: int, seed: int, pairs: int) -> dict[str, Any]:
         v_empty=fanout["v_empty"],
         v_full=fanout["v_full"],
         truncation_tolerance=settings.SCORING_SHAPLEY_TRUNCATION,
+        bootstrap_seed=run.seed,  # every batch resamples the eval pairs the same way
     )
     return batch.as_dict()
 
@@ -223,15 +209,17 @@ def scoring_run_merge(*, run_id: int, batches: list[dict[str, Any]]) -> ScoringR
             ScoringRun.objects.filter(pk=run.pk).update(parameters=parameters)
         estimate = merge_batches([total], v_empty=fanout["v_empty"], v_full=fanout["v_full"])
         elapsed = time.time() - fanout["started"]
+        sampling = estimate.sampling_standard_errors
+        assert sampling is not None
         done = (
-            float(estimate.standard_errors.max()) < settings.SCORING_SHAPLEY_TARGET_SE
+            float(sampling.max()) < settings.SCORING_SHAPLEY_TARGET_SE
             or elapsed > settings.SCORING_SHAPLEY_MAX_SECONDS
         )
         if not done:
             _dispatch_round(run_id, fanout["round"])
             return run
-        labels = _load(run.project, run.submission_high_water)
-        _, train_counts = _utility(run.project, labels)
+        labels = load_labels(run.project, run.submission_high_water, run.created_at)
+        _, train_counts = impact_utility(run.project, labels)
         measured = {"load": fanout["load_seconds"], "impact": round(elapsed, 4)}
         _compute(run, labels, estimate, train_counts, measured)
     except Exception as error:
@@ -247,7 +235,8 @@ def _compute(
     train_counts: dict[int, int],
     measured: dict[str, float] | None = None,
 ) -> None:
-    """`measured`: seconds of the stages done before (loading, Shapley), for the timings."""
+    """The stages after impact, timed: gold, agreement and consensus, tiers and flags, store.
+    `measured`: seconds of the stages done before (loading, Shapley)."""
     project = run.project
     timings: dict[str, float] = dict(measured or {})
     clock = time.perf_counter()
@@ -258,108 +247,17 @@ def _compute(
         timings[stage] = round(now - clock, 4)
         clock = now
 
-    n_experts = len(labels.experts)
-
-    # 1. Gold.
-    gold_scores: dict[int, list[float]] = defaultdict(list)
-    for row in labels.submissions:
-        gold = labels.gold.get(row.item_id)
-        if gold is None:
-            continue
-        score = gold_item_score(answer=row.answer, gold=gold, dimensions=labels.dimensions)
-        if score is not None:
-            gold_scores[row.expert_id].append(score)
-    posteriors = {expert: gold_posterior(scores) for expert, scores in gold_scores.items()}
+    gold = gold_stage(labels)
     lap("gold")
-
-    # 2. Agreement and 3. consensus on the categorical target (non-gold items).
-    work = [row for row in labels.submissions if not labels.items[row.item_id].is_gold]
-    categories: list[tuple[Submission, int]] = []
-    for row in work:
-        category = _category(project, row.answer)
-        if category is not None:
-            categories.append((row, category))
-    item_ids = sorted({row.item_id for row, _ in categories})
-    item_position = {item_id: index for index, item_id in enumerate(item_ids)}
-    n_classes = max([value for _, value in categories], default=0) + 1
-    if project.task_type == TaskType.PAIRWISE:
-        n_classes = len(PREFERENCES)
-    agreement_rate = np.full(n_experts, np.nan)
-    agreement_n = np.zeros(n_experts, dtype=np.int64)
-    summary: dict[str, Any] = {"n_labels": len(labels.submissions), "n_contributors": n_experts}
-    consensus_rows = []
-    if categories:
-        items_array = np.array([item_position[row.item_id] for row, _ in categories])
-        workers_array = np.array([labels.expert_index[row.expert_id] for row, _ in categories])
-        values_array = np.array([value for _, value in categories])
-        rates = agreement_engine.leave_one_out_agreement(
-            items_array,
-            workers_array,
-            values_array,
-            n_items=len(item_ids),
-            n_workers=n_experts,
-            n_classes=n_classes,
-        )
-        agreement_rate, agreement_n = rates.rate, rates.n
-        ai_ids = ai_contributor_ids(expert_ids=labels.experts)
-        counted = [
-            (row, value)
-            for row, value in categories
-            if project.ai_judge_counts or row.expert_id not in ai_ids
-        ]
-        result = _consensus(project, labels, counted, item_position, n_experts, n_classes)
-        vote = majority_vote(items_array, values_array, n_items=len(item_ids), n_classes=n_classes)
-        targets: dict[str, str] = {
-            TaskType.PAIRWISE: "preference",
-            TaskType.RANKING: "best",
-            TaskType.RATING: f"dim:{labels.dimensions[0].key}" if labels.dimensions else "rating",
-        }
-        target = targets[project.task_type]
-        per_item_n = np.bincount(
-            np.array([item_position[row.item_id] for row, _ in counted], dtype=np.int64),
-            minlength=len(item_ids),
-        )
-        for item_id, position in item_position.items():
-            label = int(result.labels[position])
-            if label < 0:
-                continue  # only labels that do not count (an AI judge's) on this item
-            value: Any = PREFERENCES[label] if project.task_type == TaskType.PAIRWISE else label
-            consensus_rows.append(
-                ItemConsensus(
-                    run=run,
-                    item_id=item_id,
-                    target=target,
-                    value=value,
-                    confidence=float(result.confidence[position]),
-                    n_labels=int(per_item_n[position]),
-                )
-            )
-        summary["dawid_skene"] = {
-            "iterations": result.iterations,
-            "agrees_with_majority": float(np.mean(result.labels == vote.labels)),
-        }
-        matrix = np.full((n_experts, len(item_ids)), np.nan)
-        matrix[workers_array, items_array] = values_array
-        alpha = agreement_engine.krippendorff_alpha(matrix, "nominal")
-        summary["alpha"] = {target: None if np.isnan(alpha) else round(alpha, 6)}
-    summary["alpha"] = {**summary.get("alpha", {}), **_dimension_alphas(labels, work)}
-    dimension_hits, dimension_n = _dimension_agreement(labels, work, n_experts)
-    review_hits, review_n, reviews_used = _review_agreement(
-        project, labels, run.submission_high_water, n_experts
-    )
-    summary["reviews_as_evidence"] = reviews_used
-    preference_hits = np.nan_to_num(agreement_rate) * agreement_n
-    agreement_n = agreement_n + dimension_n + review_n
-    with np.errstate(invalid="ignore", divide="ignore"):
-        agreement_rate = np.where(
-            agreement_n > 0,
-            (preference_hits + dimension_hits + review_hits) / np.maximum(agreement_n, 1),
-            np.nan,
-        )
+    agreement = agreement_stage(run=run, project=project, labels=labels, gold=gold)
     lap("agreement_and_consensus")
-
-    # 4. Impact (computed by the caller: in process, or merged from the workers' batches).
-    clock = time.perf_counter()
+    impact = impact_scores(labels, estimate, train_counts)
+    tiers = tiers_stage(
+        run=run, project=project, labels=labels, gold=gold, agreement=agreement, impact=impact
+    )
+    judges = _judges_apart(run, project, labels, gold)
+    lap("tiers")
+    summary = agreement.summary
     if estimate is not None:
         summary["v_full"] = estimate.v_full
         summary["v_empty"] = estimate.v_empty
@@ -367,102 +265,82 @@ def _compute(
             "exact": estimate.is_exact,
             "samples": estimate.samples,
             "evaluations": estimate.evaluations,
+            "bootstrap_replicates": estimate.bootstrap_replicates,
+            "metric": settings.SCORING_IMPACT_METRIC,
+            "eval_pairs": len(eval_pairs(project, labels)),
         }
+    summary["ai_judges"] = _judge_versions(project, labels)
+    store_stage(run, tiers, agreement.consensus, judges, summary, timings)
 
-    # 5. Composite, tiers, suspensions, flags.
-    per_label = np.full(n_experts, np.nan)
-    if estimate is not None:
-        for expert, index in labels.expert_index.items():
-            if train_counts.get(expert):
-                per_label[index] = estimate.values[index] / train_counts[expert]
-    percentiles = percentile_ranks(per_label)
-    project_seconds = [row.server_seconds or row.seconds_spent for row in labels.submissions]
-    project_median = float(np.median(project_seconds)) if project_seconds else None
-    pair_rates = _pairwise_agreement(categories, labels)
-    scores = []
-    suspensions = []
-    # Automatic judges are scored like anyone but never suspended or flagged for speed.
-    judges = ai_contributor_ids(expert_ids=labels.experts)
-    for expert, index in labels.expert_index.items():
-        rows = labels.rows_by_expert[expert]
-        posterior = posteriors.get(expert)
-        rate = None if np.isnan(agreement_rate[index]) else float(agreement_rate[index])
-        impact_pct = None if np.isnan(percentiles[index]) else float(percentiles[index])
-        q = composite(posterior.mean if posterior else None, rate, impact_pct)
-        gold_n = posterior.n if posterior else 0
-        tier = tier_for(q, gold_n)
-        suspend = should_suspend(posterior.high if posterior else None, gold_n)
-        expert_values = [value for row, value in categories if row.expert_id == expert]
-        others = pair_rates.get(expert, {})
-        baseline = float(np.mean([rate_ for rate_, _ in others.values()])) if others else None
-        flags = flags_for(
-            FlagInputs(
-                median_seconds=float(
-                    np.median([r.server_seconds or r.seconds_spent for r in rows])
-                ),
-                project_median_seconds=project_median,
-                top_answer_share=(
-                    Counter(expert_values).most_common(1)[0][1] / len(expert_values)
-                    if expert_values
-                    else None
-                ),
-                n_labels=len(expert_values),
-                pair_agreement=others,
-                mean_agreement_with_others=baseline,
-            )
-        )
-        # Every contributor is a player; one without train labels is a null player (value 0).
-        has_impact = estimate is not None
-        if expert in judges:
-            suspend, flags = False, []
-        scores.append(
-            ContributorScore(
-                run=run,
-                expert_id=expert,
-                is_ai=expert in judges,
-                n_labels=len(rows),
-                gold_mean=posterior.mean if posterior else None,
-                gold_low=posterior.low if posterior else None,
-                gold_high=posterior.high if posterior else None,
-                gold_n=gold_n,
-                agreement_rate=rate,
-                agreement_n=int(agreement_n[index]),
-                impact_value=float(estimate.values[index]) if estimate and has_impact else None,
-                impact_se=(
-                    float(estimate.standard_errors[index]) if estimate and has_impact else None
-                ),
-                impact_per_label=None if np.isnan(per_label[index]) else float(per_label[index]),
-                composite=q,
-                tier=tier,
-                is_suspended=suspend,
-                flags=flags,
-            )
-        )
-        if suspend:
-            suspensions.append(
-                (
-                    expert,
-                    {
-                        "scoring_run": run.pk,
-                        "project": project.pk,
-                        "gold_mean": posterior.mean if posterior else None,
-                        "gold_high": posterior.high if posterior else None,
-                        "gold_n": gold_n,
-                    },
-                )
-            )
-    lap("tiers")
 
+def _judges_apart(
+    run: ScoringRun, project: Project, labels: Labels, gold: dict[int, GoldEvidence]
+) -> list[ContributorScore]:
+    if not labels.apart:
+        return []
+    judge_gold = gold_stage(labels, labels.apart)
+    agreement: dict[int, dict[str, tuple[float, int]]] = {}
+    by_judge: dict[int, list[Submission]] = defaultdict(list)
+    for row in labels.apart:
+        by_judge[row.expert_id].append(row)
+    for judge, rows in by_judge.items():
+        agreement[judge] = judge_agreement(project, labels, rows)
+    return judge_scores(run=run, labels=labels, gold=judge_gold, agreement=agreement)
+
+
+def _judge_versions(project: Project, labels: Labels) -> dict[str, Any]:
+    """Judge quality by judge version: gold against the human gold answers and agreement with
+    the humans, per dimension, with intervals."""
+    rows = [row for row in labels.submissions + labels.apart if row.expert_id in labels.judges]
+    by_version: dict[tuple[int, str], list[Submission]] = defaultdict(list)
+    for row in rows:
+        by_version[(row.expert_id, row.judge_version or "unversioned")].append(row)
+    report: dict[str, Any] = {}
+    for (judge, version), version_rows in sorted(by_version.items()):
+        evidence = gold_stage(labels, version_rows).get(judge)
+        components = judge_agreement(project, labels, version_rows)
+        report.setdefault(str(judge), {})[version] = {
+            "labels": len(version_rows),
+            "counts": project.ai_judge_counts,
+            "gold": None
+            if evidence is None
+            else {
+                "mean": evidence.overall.mean,
+                "low": evidence.overall.low,
+                "high": evidence.overall.high,
+                "n": evidence.overall.n,
+                "dimensions": {
+                    key: {"mean": p.mean, "low": p.low, "high": p.high, "n": p.n}
+                    for key, p in evidence.components.items()
+                },
+            },
+            "agreement_with_humans": {
+                key: rate_with_interval(hits, n) for key, (hits, n) in components.items()
+            },
+        }
+    return report
+
+
+def store_stage(
+    run: ScoringRun,
+    tiers: TierStage,
+    consensus: list[ItemConsensus],
+    judges: list[ContributorScore],
+    summary: dict[str, Any],
+    timings: dict[str, float],
+) -> None:
+    """Write the snapshots and the run's summary in one transaction, suspend whom the
+    evidence says to, and tell the lab's webhooks."""
     with transaction.atomic():
-        ContributorScore.objects.bulk_create(scores, batch_size=1000)
-        ItemConsensus.objects.bulk_create(consensus_rows, batch_size=2000)
+        ContributorScore.objects.bulk_create(tiers.scores + judges, batch_size=1000)
+        ItemConsensus.objects.bulk_create(consensus, batch_size=2000)
         ScoringRun.objects.filter(pk=run.pk).update(
             status=ScoringRunStatus.SUCCEEDED,
             finished_at=timezone.now(),
             timings=timings,
             summary=summary,
         )
-        _suspend(suspensions)
+        _suspend(tiers.suspensions)
         from marketplace.webhooks import webhook_emit
 
         webhook_emit(
@@ -471,8 +349,8 @@ def _compute(
             data={
                 "project": run.project_id,
                 "scoring_run": run.pk,
-                "contributors": len(scores),
-                "items": len(consensus_rows),
+                "contributors": len(tiers.scores),
+                "items": len({row.item_id for row in consensus}),
                 "dawid_skene": summary.get("dawid_skene"),
             },
         )

@@ -50,10 +50,10 @@ def test_claim_and_submit_cost_the_same_queries_on_a_small_and_a_large_project(
         _cycle_queries(client, project)  # the first claim also creates and caches
         claim_sql, submit_sql = _cycle_queries(client, project)
         counts.append((len(claim_sql), len(submit_sql)))
-        # The project's requirements and rubric come from the process's cache.
         # Requirements and rubric come from the process's cache, not from the database.
-        assert not [sql for sql in claim_sql if "requiredskill" in sql or "_dimension" in sql]
-        assert not [sql for sql in submit_sql if "_dimension" in sql]
+        tables = ('"projects_projectrequiredskill"', '"projects_dimension"')
+        assert not [sql for sql in claim_sql if any(table in sql for table in tables)]
+        assert not [sql for sql in submit_sql if '"projects_dimension"' in sql]
     assert counts[0] == counts[1]
     claim_count, submit_count = counts[0]
     # Session (2) and user (1) of authentication included; with Redis the session is cached.

@@ -73,11 +73,37 @@ def score(project: Project, owner: User) -> dict[int, ContributorScore]:
     return {row.expert_id: row for row in ContributorScore.objects.filter(run=run)}
 
 
-def test_a_random_judge_lands_at_chance_and_lowest_impact(
+HUMAN_FIELDS = (
+    "n_labels",
+    "gold_mean",
+    "gold_low",
+    "gold_high",
+    "gold_n",
+    "agreement_rate",
+    "agreement_low",
+    "agreement_high",
+    "agreement_n",
+    "impact_value",
+    "impact_se",
+    "impact_per_label",
+    "impact_shrunk",
+    "impact_score",
+    "composite",
+)
+
+
+def test_a_judge_that_does_not_count_changes_no_human_score(
     lab: Lab, lab_owner: User, settings: Any
 ) -> None:
+    """A random judge with counts=False takes no part in any human's agreement, consensus,
+    Shapley or percentile: every human number is the same as without it (to 1e-9). The judge
+    is scored apart, against the human gold and the humans, with intervals and its version."""
     settings.SCORING_SHAPLEY_MAX_SECONDS = 120
     project, _ = humans_and_items(lab, lab_owner)
+    alone = score(project, lab_owner)
+    consensus_alone = dict(
+        ItemConsensus.objects.filter(target="preference").values_list("item_id", "value")
+    )
     ai_judge_configure(project=project, judge="random", counts=False)
     report = ai_judge_run(project=project)
     assert report.labeled == 80 and report.invalid == 0
@@ -85,16 +111,59 @@ def test_a_random_judge_lands_at_chance_and_lowest_impact(
     judge = ai_judge_user(name="random")
     scores = score(project, lab_owner)
     ai = scores.pop(judge.pk)
-    assert ai.is_ai and not any(row.is_ai for row in scores.values())
+    assert set(scores) == set(alone)
+    for expert, row in scores.items():
+        for name in HUMAN_FIELDS:
+            before, after = getattr(alone[expert], name), getattr(row, name)
+            if before is None:
+                assert after is None, name
+            else:
+                assert after == pytest.approx(before, abs=1e-9), name
+        assert row.tier == alone[expert].tier and row.dimensions == alone[expert].dimensions
+    run = ContributorScore.objects.filter(expert=judge).get().run
+    assert (
+        dict(
+            ItemConsensus.objects.filter(run=run, target="preference").values_list(
+                "item_id", "value"
+            )
+        )
+        == consensus_alone
+    )
+    assert ai.is_ai and not ai.counts and not any(row.is_ai for row in scores.values())
     assert 0.3 <= ai.gold_mean <= 0.7  # chance on a two-way preference
-    assert ai.impact_value < min(row.impact_value for row in scores.values())
+    assert ai.gold_low < ai.gold_mean < ai.gold_high and ai.gold_n == 20
+    assert ai.impact_value is None  # not a player
+    assert ai.agreement_n > 0 and ai.agreement_low < ai.agreement_rate < ai.agreement_high
     assert not ai.is_suspended and ai.flags == []
+    quality = run.summary["ai_judges"][str(judge.pk)]["random-1"]
+    assert quality["labels"] == 80 and quality["gold"]["n"] == 20
+    assert quality["agreement_with_humans"]["preference"]["n"] > 0
     # Never paid: no earning was booked for the judge, so it has no ledger account at all.
     assert not LedgerAccount.objects.filter(user=judge).exists()
-    # Its labels do not count: consensus over the five humans only, exports without it.
-    assert set(ItemConsensus.objects.values_list("n_labels", flat=True)) == {5}
+    assert set(
+        ItemConsensus.objects.filter(run=run, target="preference").values_list(
+            "n_labels", flat=True
+        )
+    ) == {5}
     item = Item.objects.filter(project=project, is_gold=False).first()
     assert item.labels_count == 0  # human slots untouched by the judge
+
+
+def test_a_counting_random_judge_is_a_player_with_the_lowest_impact(
+    lab: Lab, lab_owner: User, settings: Any
+) -> None:
+    settings.SCORING_SHAPLEY_MAX_SECONDS = 120
+    project, _ = humans_and_items(lab, lab_owner)
+    ai_judge_configure(project=project, judge="random", counts=True)
+    ai_judge_run(project=project)
+    judge = ai_judge_user(name="random")
+    scores = score(project, lab_owner)
+    ai = scores.pop(judge.pk)
+    assert ai.is_ai and ai.counts
+    assert ai.impact_value < min(row.impact_value for row in scores.values())
+    assert set(
+        ItemConsensus.objects.filter(target="preference").values_list("n_labels", flat=True)
+    ) == {6}
 
 
 def test_counting_judges_join_consensus_and_exports(

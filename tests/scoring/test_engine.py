@@ -129,6 +129,37 @@ def test_batches_merge_exactly_whatever_the_split() -> None:
     assert one.samples == 20
 
 
+def test_batches_with_eval_bootstraps_merge_exactly_and_survive_json() -> None:
+    from scoring.engine.shapley import PermutationBatch
+    from scoring.engine.synthetic import preference_crowd
+    from scoring.engine.utilities import NewtonStepUtility
+
+    owners, train, evaluation = preference_crowd(
+        contributors=14, per_contributor=10, dimension=6, noisy={0}, seed=1, evaluation_size=60
+    )
+    utility = NewtonStepUtility(owners=owners, train=train, evaluation=evaluation)
+    v_full = utility.evaluate(np.ones(14, dtype=bool), None)[0]
+    parts = [
+        permutation_batch(
+            utility, 14, pairs=3, seed=s, v_empty=0.5, v_full=v_full, bootstrap_replicates=30
+        )
+        for s in range(4)
+    ]
+    assert parts[0].replicate_sums.shape == (14, 30)
+    one = merge_batches(parts, v_empty=0.5, v_full=v_full)
+    shipped = [PermutationBatch.from_dict(part.as_dict()) for part in parts]
+    other = merge_batches(
+        [shipped[3] + shipped[1], shipped[0] + shipped[2]], v_empty=0.5, v_full=v_full
+    )
+    np.testing.assert_allclose(one.values, other.values, atol=1e-12)
+    np.testing.assert_allclose(one.standard_errors, other.standard_errors, atol=1e-12)
+    assert one.eval_standard_errors is not None and (one.eval_standard_errors > 0).all()
+    assert one.sampling_standard_errors is not None
+    np.testing.assert_allclose(
+        one.standard_errors**2, one.sampling_standard_errors**2 + one.eval_standard_errors**2
+    )
+
+
 def test_truncation_skips_evaluations_without_changing_a_saturated_game() -> None:
     n = 20
     utility = FunctionUtility(lambda m: min(float(m.sum()), 3.0))

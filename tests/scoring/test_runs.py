@@ -262,6 +262,9 @@ def test_shapley_fans_out_over_celery_in_rounds_and_merges_exactly(
         "exact": False,
         "samples": fanout["merged"]["samples"],
         "evaluations": fanout["merged"]["evaluations"],
+        "bootstrap_replicates": 200,
+        "metric": "soft_accuracy",
+        "eval_pairs": 20,
     }
     total = sum(ContributorScore.objects.filter(run=run).values_list("impact_value", flat=True))
     assert total == pytest.approx(
