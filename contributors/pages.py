@@ -273,6 +273,7 @@ def exam_attempt(request: HttpRequest, attempt_id: int) -> HttpResponse:
 @staff_desk
 def desk_home(request: HttpRequest) -> HttpResponse:
     from payouts.selectors import payout_runs_needing_attention
+    from projects.models import QualityStop, QualityStopStatus
     from scoring.selectors import flagged_scores
 
     return render(
@@ -283,6 +284,7 @@ def desk_home(request: HttpRequest) -> HttpResponse:
             "suspended": ExpertProfile.objects.filter(suspended_at__isnull=False).count(),
             "flags": len(flagged_scores()),
             "payout_runs": payout_runs_needing_attention().count(),
+            "appeals": QualityStop.objects.filter(status=QualityStopStatus.APPEALED).count(),
         },
     )
 
@@ -401,7 +403,7 @@ def desk_suspensions(request: HttpRequest) -> HttpResponse:
     suspended = User.objects.filter(expert_profile__suspended_at__isnull=False).select_related(
         "expert_profile"
     )
-    from payouts.services.payout_runs import payable_summary
+    from payouts.selectors import expert_earnings as payable_summary
 
     held = {
         user.pk: {

@@ -425,6 +425,9 @@ WEBHOOK_UNSAFE_ALLOWED_HOSTS = env.list("WEBHOOK_UNSAFE_ALLOWED_HOSTS", default=
 WEBHOOK_RETRY_SCHEDULE = [5, 300, 1800, 7200, 18000, 36000]
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 # `project.budget_low` fires when escrow can pay fewer than this many more tasks.
+# Hourly projects bill at most this many times the project's median active time per task (and
+# never more than the lease); the client's own `seconds_spent` is advisory only.
+HOURLY_CAP_MEDIAN_MULTIPLE = env.int("HOURLY_CAP_MEDIAN_MULTIPLE", default=3)
 BUDGET_LOW_TASKS = env.int("BUDGET_LOW_TASKS", default=20)
 
 # --- AI reviewers (automatic judges) ------------------------------------------------------

@@ -25,6 +25,7 @@ from marketplace.permissions import (
     IsStaffWithMfa,
     request_person,
 )
+from payouts import selectors as payout_selectors
 from payouts import tasks
 from payouts.models import PayoutLine, PayoutRun
 from payouts.services import accounts, earnings, funding, payout_runs, webhooks
@@ -120,8 +121,20 @@ class PayoutLineSerializer(serializers.ModelSerializer):
 
 
 class EarningsSerializer(serializers.Serializer):
-    balances = serializers.DictField(child=serializers.DictField(child=serializers.IntegerField()))
-    per_project = serializers.ListField(child=serializers.DictField())
+    balances = serializers.DictField(
+        child=serializers.DictField(child=serializers.IntegerField()),
+        help_text="per currency: pending (waiting for quality evidence), payable, held, paid",
+    )
+    projects = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="per project: labels and money pending, released (with tiers, bonus and "
+        "effective hourly pay), forfeited and reversed, and the reasons",
+    )
+    quality_stops = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="projects that stopped serving you on quality evidence, with the evidence "
+        "and the state of any appeal",
+    )
     payout_lines = PayoutLineSerializer(many=True)
 
 
@@ -130,12 +143,13 @@ class MyEarningsView(APIView):
 
     @extend_schema(
         responses=EarningsSerializer,
-        summary="Your money: payable, held and paid, per project and per payout run",
+        summary="Your money: pending, payable, held and paid, per project and payout run, with "
+        "the reason for every release and forfeit",
     )
     def get(self, request: Request) -> Response:
         person = request_person(request)
-        body = payout_runs.payable_summary(user=person)
-        body["payout_lines"] = payout_runs.payout_lines_for(user=person)
+        body = payout_selectors.expert_earnings(user=person)
+        body["payout_lines"] = payout_selectors.payout_lines_for(user=person)
         return Response(EarningsSerializer(body).data)
 
 

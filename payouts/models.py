@@ -16,6 +16,11 @@ from django.db.models import Q
 
 class AccountKind(models.TextChoices):
     PROJECT_ESCROW = "project_escrow", "Project escrow"
+    # What a project has set aside for submitted labels beyond their base pay: the highest
+    # tier's uplift, the bonus share and review pay, until the labels are released or forfeited.
+    PROJECT_RESERVE = "project_reserve", "Project reserve"
+    # An expert's base earnings on one project, waiting for quality evidence (per project).
+    EXPERT_PENDING = "expert_pending", "Expert pending"
     EXPERT_PAYABLE = "expert_payable", "Expert payable"
     EXPERT_HELD = "expert_held", "Expert held"
     PAYOUT_IN_FLIGHT = "payout_in_flight", "Payout in flight"
@@ -26,8 +31,31 @@ class AccountKind(models.TextChoices):
 # Only these may go negative: Stripe clearing mirrors money held at Stripe (negative = cash the
 # platform holds there), and revenue can be corrected downwards.
 PLATFORM_KINDS = frozenset({AccountKind.PLATFORM_REVENUE, AccountKind.STRIPE_CLEARING})
-PROJECT_KINDS = frozenset({AccountKind.PROJECT_ESCROW})
+PROJECT_KINDS = frozenset({AccountKind.PROJECT_ESCROW, AccountKind.PROJECT_RESERVE})
 EXPERT_KINDS = frozenset({AccountKind.EXPERT_PAYABLE, AccountKind.EXPERT_HELD})
+# Accounts owned by an expert on one project.
+EXPERT_PROJECT_KINDS = frozenset({AccountKind.EXPERT_PENDING})
+
+
+class TransactionKind(models.TextChoices):
+    """Why money moved; every ledger transaction has one (docs/MONEY.md lists the postings)."""
+
+    FUNDING = "funding", "Funding"
+    EARNING = "earning", "Earning booked (pending)"
+    EARNING_RELEASE = "earning_release", "Earnings released"
+    EARNING_FORFEIT = "earning_forfeit", "Earnings forfeited"
+    EARNING_REVERSAL = "earning_reversal", "Earning reversed (review)"
+    APPEAL_RELEASE = "appeal_release", "Forfeit reversed on appeal"
+    BONUS = "bonus", "Bonus"
+    REVIEW_RESERVE = "review_reserve", "Review pay reserved"
+    REVIEW_PAY = "review_pay", "Review paid"
+    HOLD = "hold", "Held (suspension)"
+    RELEASE = "release", "Held money released"
+    FORFEIT = "forfeit", "Held money forfeited"
+    PAYOUT = "payout", "Payout"
+    PAYOUT_SENT = "payout_sent", "Payout sent"
+    PAYOUT_UNDO = "payout_undo", "Payout undone"
+    PAYOUT_REVERSED = "payout_reversed", "Payout reversed"
 
 
 class LedgerAccount(models.Model):
@@ -47,13 +75,18 @@ class LedgerAccount(models.Model):
         constraints: ClassVar = [
             models.UniqueConstraint(
                 fields=["kind", "currency", "project"],
-                condition=Q(project__isnull=False),
+                condition=Q(project__isnull=False, user__isnull=True),
                 name="ledger_account_unique_project",
             ),
             models.UniqueConstraint(
                 fields=["kind", "currency", "user"],
-                condition=Q(user__isnull=False),
+                condition=Q(user__isnull=False, project__isnull=True),
                 name="ledger_account_unique_user",
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "currency", "user", "project"],
+                condition=Q(user__isnull=False, project__isnull=False),
+                name="ledger_account_unique_user_project",
             ),
             models.UniqueConstraint(
                 fields=["kind", "currency"],
@@ -70,7 +103,7 @@ class LedgerAccount(models.Model):
 class LedgerTransaction(models.Model):
     idempotency_key = models.CharField(max_length=200, unique=True)
     currency = models.CharField(max_length=3)
-    kind = models.CharField(max_length=40)
+    kind = models.CharField(max_length=40, choices=TransactionKind.choices)
     memo = models.CharField(max_length=500, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -94,6 +127,72 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount} on {self.account_id}"
+
+
+class EarningStatus(models.TextChoices):
+    PENDING = "pending", "Pending: waiting for quality evidence"
+    RELEASED = "released", "Released to payable"
+    FORFEITED = "forfeited", "Forfeited to the project"
+    REVERSED = "reversed", "Reversed (rejected in review)"
+
+
+# The one place the earning status machine is written down. A forfeited earning goes back to
+# released only when an admin grants the expert's appeal.
+EARNING_TRANSITIONS: dict[str, frozenset[str]] = {
+    EarningStatus.PENDING: frozenset(
+        {EarningStatus.RELEASED, EarningStatus.FORFEITED, EarningStatus.REVERSED}
+    ),
+    EarningStatus.FORFEITED: frozenset({EarningStatus.RELEASED}),
+    EarningStatus.RELEASED: frozenset(),
+    EarningStatus.REVERSED: frozenset(),
+}
+
+
+class Earning(models.Model):
+    """One label's money, from submit to release or forfeit, with the reason an expert reads.
+
+    The ledger holds the money (`earning:<submission>` put `base` into the expert's pending
+    account and `reserve` into the project's reserve); this row says which decision applied
+    to this label, at what multiplier and pace, and why."""
+
+    submission = models.OneToOneField(
+        "projects.Submission", on_delete=models.PROTECT, related_name="earning"
+    )
+    expert = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    project = models.ForeignKey("projects.Project", on_delete=models.PROTECT, related_name="+")
+    currency = models.CharField(max_length=3)
+    base = models.BigIntegerField()
+    # The uplift ceiling and bonus share set aside with it (returned to escrow when unused).
+    reserve = models.BigIntegerField(default=0)
+    bonus_reserve = models.BigIntegerField(default=0)
+    # Server-measured active time (claim to submit, capped), the basis of pay per hour.
+    active_seconds = models.PositiveIntegerField(default=0)
+    status = models.CharField(
+        max_length=9, choices=EarningStatus.choices, default=EarningStatus.PENDING
+    )
+    multiplier_basis_points = models.PositiveIntegerField(null=True, blank=True)
+    pace_basis_points = models.PositiveIntegerField(null=True, blank=True)
+    amount = models.BigIntegerField(default=0)  # what reached payable (0 until released)
+    tier = models.CharField(max_length=11, blank=True)
+    scoring_run = models.ForeignKey(
+        "scoring.ScoringRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.CheckConstraint(condition=Q(base__gte=0), name="earning_base_nonnegative"),
+            models.CheckConstraint(
+                condition=Q(reserve__gte=0) & Q(bonus_reserve__gte=0) & Q(amount__gte=0),
+                name="earning_amounts_nonnegative",
+            ),
+        ]
+        indexes: ClassVar = [models.Index(fields=["project", "expert", "status"])]
+
+    def __str__(self) -> str:
+        return f"earning of submission {self.submission_id}: {self.base} ({self.status})"
 
 
 class FundingStatus(models.TextChoices):

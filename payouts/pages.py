@@ -21,24 +21,16 @@ from payouts.services import accounts, payout_runs
 
 @login_required
 def expert_earnings(request: HttpRequest) -> HttpResponse:
-    from projects.models import Project
-
     user = page_user(request)
-    summary = payout_runs.payable_summary(user=user)
-    titles = dict(
-        Project.objects.filter(
-            pk__in=[row["project"] for row in summary["per_project"]]
-        ).values_list("pk", "title")
-    )
-    for row in summary["per_project"]:
-        row["title"] = titles.get(row["project"], f"project {row['project']}")
+    summary = selectors.expert_earnings(user=user)
     return render(
         request,
         "payouts/expert_earnings.html",
         {
             "balances": summary["balances"],
-            "per_project": summary["per_project"],
-            "lines": payout_runs.payout_lines_for(user=user)[:100],
+            "projects": summary["projects"],
+            "quality_stops": summary["quality_stops"],
+            "lines": selectors.payout_lines_for(user=user)[:100],
             "account": selectors.payout_account_of(user=user),
         },
     )

@@ -3,7 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from payouts.models import PayoutRun
-from payouts.services import ledger, payout_runs
+from payouts.services import earnings, ledger, payout_runs
 
 
 @shared_task(
@@ -14,6 +14,23 @@ from payouts.services import ledger, payout_runs
 def payout_run_execute_task(run_id: int) -> dict[str, object]:
     report = payout_runs.payout_run_execute(run=PayoutRun.objects.get(pk=run_id))
     return report.__dict__
+
+
+@shared_task(name="payouts.tasks.earnings_release_task", time_limit=1800, soft_time_limit=1740)
+def earnings_release_task(run_id: int) -> dict[str, int]:
+    """Release what a succeeded scoring run's evidence clears (idempotent per run)."""
+    from scoring.models import ScoringRun
+
+    run = ScoringRun.objects.select_related("project").get(pk=run_id)
+    return earnings.earnings_release(run=run).__dict__
+
+
+@shared_task(name="payouts.tasks.earnings_settle_task", time_limit=1800, soft_time_limit=1740)
+def earnings_settle_task(project_id: int) -> None:
+    """A closed project settles its pending pay (see `earnings_settle_closed_project`)."""
+    from projects.models import Project
+
+    earnings.earnings_settle_closed_project(project=Project.objects.get(pk=project_id))
 
 
 @shared_task(name="payouts.tasks.ledger_verify_task", time_limit=1800, soft_time_limit=1740)

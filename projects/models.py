@@ -69,9 +69,18 @@ class Project(models.Model):
     gold_rate = models.FloatField(default=0.1)
     lease_minutes = models.PositiveIntegerField(default=30)
     budget = models.BigIntegerField(null=True, blank=True, help_text="minor units; a spending cap")
-    # Percent of each payout period's base earnings on this project set aside from escrow as a
-    # bonus pool, split by positive impact (MONEY.md, "Bonuses"). 0 = no bonus.
+    # Percent of each label's base pay set aside from escrow at submit as a bonus pool, split at
+    # release among the experts whose impact is distinguishable from zero (docs/MONEY.md,
+    # "Bonuses"). 0 = no bonus.
     bonus_pool_percent = models.PositiveSmallIntegerField(default=0)
+    # Per-task pay is earned at the pace of the project's trusted experts: a label submitted
+    # in less than their median active time earns base x (its time / that median), so speed
+    # never pays more per hour than care (docs/MONEY.md, "Pace").
+    pace_adjusted = models.BooleanField(default=True)
+    # A floor on effective hourly pay for released work (minor units per hour; none if null).
+    hourly_floor = models.BigIntegerField(null=True, blank=True)
+    # What a reviewer earns per decided review (minor units; 0 = reviews are unpaid).
+    review_pay = models.BigIntegerField(default=0)
     # Routing: a new expert's first tasks in the project hold this many gold items at random
     # positions, so quality is known early.
     onboarding_gold = models.PositiveSmallIntegerField(default=5)
@@ -337,6 +346,9 @@ class Assignment(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
     # Escrow held back for this task at the highest tier multiplier while the lease runs.
     reserved_amount = models.BigIntegerField(default=0)
+    # Hourly projects: the most active seconds this task can bill (the lease, and a multiple
+    # of the project's median at claim time), what the reservation covered.
+    billable_seconds_cap = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints: ClassVar = [
@@ -389,6 +401,63 @@ class Submission(models.Model):
 
     def __str__(self) -> str:
         return f"submission {self.pk} of {self.assignment_id}"
+
+
+class QualityStopStatus(models.TextChoices):
+    STOPPED = "stopped", "Stopped: no more tasks, pending pay forfeited"
+    APPEALED = "appealed", "Appealed: waiting for an admin"
+    UPHELD = "upheld", "Upheld on appeal"
+    REVERSED = "reversed", "Reversed on appeal: pay released, tasks again"
+
+
+QUALITY_STOP_TRANSITIONS: dict[str, frozenset[str]] = {
+    QualityStopStatus.STOPPED: frozenset({QualityStopStatus.APPEALED}),
+    QualityStopStatus.APPEALED: frozenset({QualityStopStatus.UPHELD, QualityStopStatus.REVERSED}),
+    QualityStopStatus.UPHELD: frozenset(),
+    QualityStopStatus.REVERSED: frozenset(),
+}
+
+
+class QualityStop(models.Model):
+    """An expert stopped on one project because their hidden gold answers showed, with stated
+    confidence, work near chance or inverted (docs/SCORING.md, "Early stop"). While it stands
+    the expert gets no task of the project; their pending pay there was forfeited to the
+    project's escrow and their labels there no longer count. The expert may appeal once; an
+    admin upholds or reverses it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="quality_stops")
+    expert = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="quality_stops"
+    )
+    status = models.CharField(
+        max_length=8, choices=QualityStopStatus.choices, default=QualityStopStatus.STOPPED
+    )
+    reason = models.CharField(max_length=500)
+    # The test's evidence: which component, its counts, the likelihood ratio and threshold.
+    evidence = models.JSONField(default=dict)
+    tasks_done = models.PositiveIntegerField(default=0)
+    forfeited = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    appeal = models.TextField(blank=True)
+    appealed_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decision_note = models.TextField(blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            # One stop per expert and project: a second detection adds nothing to the first.
+            models.UniqueConstraint(fields=["project", "expert"], name="quality_stop_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.expert_id} stopped on project {self.project_id} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status != QualityStopStatus.REVERSED
 
 
 class ReviewStatus(models.TextChoices):

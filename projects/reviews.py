@@ -35,7 +35,11 @@ def review_maybe_sample(*, submission: Submission) -> Review | None:
         return None
     if _random.random() >= project.review_rate:
         return None
-    return Review.objects.create(submission=submission, project=project)
+    review = Review.objects.create(submission=submission, project=project)
+    from payouts.services.earnings import review_pay_reserve
+
+    review_pay_reserve(review=review)
+    return review
 
 
 def _reviewable_skill_keys(project: Project) -> set[str]:
@@ -125,13 +129,16 @@ def review_decide(
         if decision == ReviewStatus.REJECTED:
             locked.note = _reject_submission(submission)
         locked.save()
+        from payouts.services.earnings import review_pay_book
+
+        review_pay_book(review=locked)
     return locked
 
 
 def _reject_submission(submission: Submission) -> str:
-    """Re-queue the item for a new label and take the earning back (if still unpaid)."""
-    from payouts.models import AccountKind
-    from payouts.services.ledger import InsufficientBalance, account_for, ledger_post
+    """Re-queue the item for a new label and take the earning back (if still unpaid): the
+    payouts app books the money (`earning_reverse`)."""
+    from payouts.services.earnings import earning_reverse
 
     item = Item.objects.select_for_update().get(pk=submission.item_id)
     Submission.objects.filter(pk=submission.pk).update(status="rejected")
@@ -139,46 +146,4 @@ def _reject_submission(submission: Submission) -> str:
     item.assigned_count = max(item.assigned_count - 1, 0)
     item.is_open = item.assigned_count < item.target_labels
     item.save(update_fields=["labels_count", "assigned_count", "is_open"])
-    project = submission.project
-    earned = _earning_of(submission)
-    if not earned:
-        return ""
-    try:
-        ledger_post(
-            idempotency_key=f"earning-reversal:{submission.pk}",
-            currency=project.currency,
-            postings=[
-                (
-                    account_for(
-                        kind=AccountKind.EXPERT_PAYABLE,
-                        currency=project.currency,
-                        user=submission.expert,
-                    ),
-                    -earned,
-                ),
-                (
-                    account_for(
-                        kind=AccountKind.PROJECT_ESCROW, currency=project.currency, project=project
-                    ),
-                    earned,
-                ),
-            ],
-            kind="earning_reversal",
-            metadata={
-                "project_id": project.pk,
-                "user_id": submission.expert_id,
-                "submission_id": submission.pk,
-            },
-        )
-    except InsufficientBalance:
-        return f"earning of {earned} already paid out; not reversed"
-    return ""
-
-
-def _earning_of(submission: Submission) -> int:
-    from payouts.models import LedgerEntry
-
-    entry = LedgerEntry.objects.filter(
-        transaction__idempotency_key=f"earning:{submission.pk}", amount__gt=0
-    ).first()
-    return int(entry.amount) if entry else 0
+    return earning_reverse(submission=submission)

@@ -32,7 +32,10 @@ from projects.answers import dimension_specs, validate_answer
 from projects.models import (
     Assignment,
     AssignmentStatus,
+    GoldAnswer,
     Item,
+    ItemSplit,
+    PayUnit,
     Project,
     ProjectStatus,
     RubricVersion,
@@ -127,20 +130,39 @@ def _candidate_item(project: Project, expert: User) -> Item | None:
 
 
 def _gold_item(project: Project, expert: User) -> Item | None:
-    """A gold item this expert has not seen, the least served first (gold is not bounded by
-    redundancy: everyone may answer it)."""
+    """A gold item this expert has not seen, the least exposed first (gold is not bounded by
+    redundancy: everyone may answer it). Retired gold (past the project's exposure limit) and
+    the lab's eval-only pairs (`split` eval) are never served."""
     return (
-        Item.objects.filter(project=project, is_gold=True)
+        Item.objects.filter(
+            project=project, is_gold=True, split=ItemSplit.TRAIN, gold__retired_at__isnull=True
+        )
         .filter(~Q(assignments__expert=expert))
-        .order_by("assigned_count", "id")
+        .order_by("gold__exposures", "id")
         .first()
     )
 
 
-def _serves_gold(project: Project, served: int) -> bool:
-    if served < project.onboarding_gold:
-        return True
+def _serves_gold(project: Project, served: int, gold_served: int) -> bool:
+    """Whether this claim is a gold check. A new expert's first 2 x `onboarding_gold` tasks hold
+    `onboarding_gold` gold items at uniformly random positions (each task is gold with
+    probability gold still owed / tasks left in the window, so the count is exact and no
+    position is predictable); after that, each task is gold with probability `gold_rate`."""
+    window = 2 * project.onboarding_gold
+    if served < window:
+        owed = project.onboarding_gold - gold_served
+        return owed > 0 and _random.random() < owed / (window - served)
     return _random.random() < project.gold_rate
+
+
+def _expose_gold(project: Project, item: Item, now: Any) -> None:
+    """Count an exposure; retire the item once it passes the project's limit (gold that
+    everyone has seen is gold no more)."""
+    GoldAnswer.objects.filter(pk=item.pk).update(exposures=F("exposures") + 1)
+    if project.gold_max_exposures:
+        GoldAnswer.objects.filter(
+            pk=item.pk, exposures__gte=project.gold_max_exposures, retired_at__isnull=True
+        ).update(retired_at=now)
 
 
 def assignment_claim(*, expert: User, project: Project) -> Claim | None:
@@ -153,7 +175,8 @@ def assignment_claim(*, expert: User, project: Project) -> Claim | None:
         raise NotQualified("This project is not open.")
     config = work_config(project)
     _sweep_expired_leases(project)
-    price = task_price_ceiling(project)
+    cap_seconds = _billable_cap(project)
+    price = task_price_ceiling(project, cap_seconds)
     now = timezone.now()
     with transaction.atomic():
         _lease_commit_without_flush()
@@ -173,6 +196,12 @@ def assignment_claim(*, expert: User, project: Project) -> Claim | None:
         if rubric is None:
             return None
         mine = money_and_leases(project, expert)
+        if mine["stopped"]:
+            raise NotQualified(
+                "You were stopped on this project by its hidden quality checks; your earnings "
+                "page shows the evidence and how to appeal.",
+                code="quality_stopped",
+            )
         active = mine["active"]
         if active >= project.max_active_leases:
             raise NotQualified(
@@ -186,7 +215,7 @@ def assignment_claim(*, expert: User, project: Project) -> Claim | None:
             headroom = project_funds_left(project)
         if headroom < price:
             return None
-        want_gold = _serves_gold(project, mine["served"])
+        want_gold = _serves_gold(project, mine["served"], mine["gold_served"])
         item = None
         if want_gold:
             item = _gold_item(project, expert)
@@ -204,10 +233,12 @@ def assignment_claim(*, expert: User, project: Project) -> Claim | None:
             served_at=now,
             leased_until=now + timedelta(minutes=project.lease_minutes),
             reserved_amount=price,
+            billable_seconds_cap=cap_seconds,
         )
         if item.is_gold:
             # Gold is not bounded by redundancy and not row-locked: a plain increment.
             Item.objects.filter(pk=item.pk).update(assigned_count=F("assigned_count") + 1)
+            _expose_gold(project, item, now)
         else:
             # `item` is locked (or the SQLite writer lock is held): its counters are current.
             Item.objects.filter(pk=item.pk).update(
@@ -215,6 +246,16 @@ def assignment_claim(*, expert: User, project: Project) -> Claim | None:
                 is_open=item.assigned_count + 1 < item.target_labels,
             )
     return Claim(assignment=assignment, rubric=rubric)
+
+
+def _billable_cap(project: Project) -> int:
+    """Hourly projects: the most active seconds a task may bill (the lease, and a multiple of
+    the project's median once known); per-task projects: the lease (for pay per hour shown)."""
+    if project.pay_unit != PayUnit.HOUR:
+        return int(project.lease_minutes) * 60
+    from payouts.services.earnings import billable_seconds_cap
+
+    return billable_seconds_cap(project)
 
 
 def _lease_commit_without_flush() -> None:
@@ -374,10 +415,16 @@ def assignment_submit(
                     "labels": locked_item.labels_count,
                 },
             )
-        earning_book(submission=submission)
+        earning_book(submission=submission, cap_seconds=locked.billable_seconds_cap)
         from projects.reviews import review_maybe_sample
 
         review_maybe_sample(submission=submission)
+        if locked_item.is_gold:
+            # A deliberate cycle (projects -> scoring): the gate re-tests the expert's gold
+            # evidence on every gold answer, in this transaction, and may stop them at once.
+            from scoring.services.gate import quality_gate_check
+
+            quality_gate_check(submission=submission)
     return submission
 
 

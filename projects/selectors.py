@@ -201,9 +201,10 @@ def project_stats(*, project: Project) -> dict[str, Any]:
             for key, value in (answer.get("answers") or {}).items():
                 values[key].extend(value if isinstance(value, list) else [value])
 
-    from payouts.selectors import project_spent
+    from payouts.selectors import project_money
 
-    spent = project_spent(project=project)
+    money = project_money(project=project)
+    spent = money["spent"]
     labels = label_counts["labels"]
     from payouts.selectors import project_can_pay_one_task
     from scoring.selectors import latest_succeeded_run
@@ -242,12 +243,23 @@ def project_stats(*, project: Project) -> dict[str, Any]:
         "budget": {
             "currency": project.currency,
             "cap": project.budget,
+            # What the cap counts: pending, reserve and paid (docs/MONEY.md, "Reservations").
             "spent": spent,
-            "left": (project.budget - spent) if project.budget is not None else None,
+            "left": (project.budget - spent - money["leases"])
+            if project.budget is not None
+            else None,
+            "escrow": money["escrow"],
+            "reserved": money["reserved"],
+            "pending": money["pending"],
+            "paid": money["paid"],
+            "fees": money["fees"],
             # False once escrow minus reservations cannot pay one more task: claims stop.
             "can_serve": project_can_pay_one_task(project=project),
         },
-        "cost_per_accepted_label": (spent / labels) if labels else None,
+        # Base pay booked per accepted label (pending and paid), what labels cost so far.
+        "cost_per_accepted_label": ((money["paid"] + money["pending"]) / labels)
+        if labels
+        else None,
     }
 
 

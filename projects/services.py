@@ -226,6 +226,11 @@ def project_transition(
         )
         locked.status = to_status
         locked.save(update_fields=["status", "updated_at"])
+        if to_status == ProjectStatus.CLOSED:
+            # A deliberate cycle (projects -> payouts): closing settles the pending pay.
+            from payouts.tasks import earnings_settle_task
+
+            transaction.on_commit(lambda: earnings_settle_task.delay(locked.pk))
     return locked
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, cast
 
-from django.db.models import Count, IntegerField, OuterRef, Subquery, Sum, Value
+from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from marketplace.models import User
@@ -17,6 +17,8 @@ from projects.models import (
     Project,
     ProjectRequiredCertification,
     ProjectRequiredSkill,
+    QualityStop,
+    QualityStopStatus,
     RubricVersion,
 )
 
@@ -74,15 +76,15 @@ def work_config(project: Project) -> WorkConfig:
     return config
 
 
-def task_price_ceiling(project: Project) -> int:
-    """What one task may cost at most: the highest tier multiplier on the base rate (an hourly
-    task is capped by its lease)."""
-    from payouts.selectors import task_price_ceiling as per_task
+def task_price_ceiling(project: Project, cap_seconds: int | None = None) -> int:
+    """What one task may cost at most (reserved by its lease, booked at submit): base at the
+    highest tier's uplift, the bonus share and review pay; an hourly task billed at its cap
+    (by default the lease)."""
+    from payouts.services.earnings import task_cost_ceiling
 
-    ceiling = per_task(project=project)
-    if project.pay_unit == "hour":
-        return -(-ceiling * project.lease_minutes // 60)
-    return ceiling
+    if cap_seconds is None:
+        cap_seconds = int(project.lease_minutes) * 60
+    return task_cost_ceiling(project=project, cap_seconds=cap_seconds)
 
 
 def money_and_leases(project: Project, expert: User | None = None) -> dict[str, int]:
@@ -104,7 +106,12 @@ def money_and_leases(project: Project, expert: User | None = None) -> dict[str, 
         columns["spent"] = Coalesce(project_spent_subquery(), Value(0))
     if expert is not None:
         columns["served"] = total(ours.filter(expert=expert), Count("id"))
+        columns["gold_served"] = total(ours.filter(expert=expert, item__is_gold=True), Count("id"))
         columns["active"] = total(active.filter(expert=expert), Count("id"))
+        stops = QualityStop.objects.filter(project=OuterRef("pk"), expert=expert).exclude(
+            status=QualityStopStatus.REVERSED
+        )
+        columns["stopped"] = Exists(stops)
     row = cast("dict[str, Any]", Project.objects.filter(pk=project.pk).values(**columns).get())
     return {name: int(value) for name, value in row.items()}
 

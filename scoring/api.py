@@ -19,13 +19,15 @@ from marketplace.permissions import (
     LAB_READ_ROLES,
     IsPerson,
     IsStaff,
+    IsStaffWithMfa,
     lab_for_caller,
     request_person,
 )
 from projects.api import lab_project
-from projects.models import Project
+from projects.models import Project, QualityStop
 from scoring import selectors, services
 from scoring.models import ContributorScore, ScoringRun
+from scoring.services import gate
 
 
 class ScoringRunSerializer(serializers.ModelSerializer):
@@ -64,37 +66,73 @@ def score_row(score: ContributorScore) -> dict[str, Any]:
         },
         "agreement": None
         if score.agreement_rate is None
-        else {"rate": score.agreement_rate, "n": score.agreement_n},
+        else {
+            "rate": score.agreement_rate,
+            "low": score.agreement_low,
+            "high": score.agreement_high,
+            "n": score.agreement_n,
+        },
         "impact": None
         if score.impact_value is None
         else {
             "value": score.impact_value,
             "se": score.impact_se,
+            # 95% interval: the permutation sampling and eval-set errors combined.
+            "low": score.impact_value - IMPACT_Z * (score.impact_se or 0.0),
+            "high": score.impact_value + IMPACT_Z * (score.impact_se or 0.0),
             "per_label": score.impact_per_label,
+            "shrunk_per_label": score.impact_shrunk,
+            "score": score.impact_score,
         },
         "composite": score.composite,
         "tier": score.tier,
+        "dimensions": score.dimensions,
+        "reviews": score.reviews,
         "suspended": score.is_suspended,
         "flags": [flag.get("flag") for flag in score.flags],
+        "flag_details": score.flags,
         "is_ai": score.is_ai,
+        "counts": score.counts,
     }
+
+
+IMPACT_Z = 1.959963984540054
 
 
 class ContributorRowSerializer(serializers.Serializer):
     pseudonym = serializers.CharField()
     n_labels = serializers.IntegerField()
-    gold = serializers.DictField(allow_null=True)
-    agreement = serializers.DictField(allow_null=True)
-    impact = serializers.DictField(allow_null=True)
+    gold = serializers.DictField(allow_null=True, help_text="Beta posterior: mean, low, high, n")
+    agreement = serializers.DictField(
+        allow_null=True, help_text="rate with its 90% interval (low, high) and n"
+    )
+    impact = serializers.DictField(
+        allow_null=True,
+        help_text="Shapley value, se (sampling and eval bootstrap), 95% interval, per label, "
+        "shrunk per label, and the 0..1 score the composite uses",
+    )
     composite = serializers.FloatField(allow_null=True)
     tier = serializers.CharField()
+    dimensions = serializers.DictField(
+        help_text="per rubric component: gold and agreement with intervals (and a tier when "
+        "the project tiers by dimension)"
+    )
+    reviews = serializers.DictField(allow_null=True, help_text="review outcomes as evidence")
     suspended = serializers.BooleanField()
     flags = serializers.ListField(child=serializers.CharField())
+    flag_details = serializers.ListField(child=serializers.DictField())
     is_ai = serializers.BooleanField()
+    counts = serializers.BooleanField(help_text="false for an AI judge whose labels do not count")
+    hours = serializers.FloatField(allow_null=True, help_text="active hours (server-measured)")
+    effective_hourly = serializers.IntegerField(
+        allow_null=True, help_text="released pay and bonus per active hour (minor units)"
+    )
 
 
 class MyScoreSerializer(ContributorRowSerializer):
     pseudonym = None  # type: ignore[assignment]
+    hours = None  # type: ignore[assignment]
+    effective_hourly = None  # type: ignore[assignment]
     project = serializers.IntegerField()
     project_title = serializers.CharField()
     scoring_run = serializers.IntegerField()
@@ -143,12 +181,17 @@ class ProjectContributorsView(APIView):
         summary="Per contributor (pseudonym only): n, gold, agreement, impact +- se, tier",
     )
     def get(self, request: Request, project_id: int) -> Response:
+        from payouts.selectors import effective_hourly_by_expert
+
         project = lab_project(request, project_id, frozenset(LAB_READ_ROLES))
         run = selectors.latest_succeeded_run(project=project)
+        pay = effective_hourly_by_expert(project=project)
         rows = [
             {
                 "pseudonym": pseudonym_from_secret(score.expert.pseudonym_secret, project.lab_id),
                 **score_row(score),
+                "hours": pay.get(score.expert_id, {}).get("hours"),
+                "effective_hourly": pay.get(score.expert_id, {}).get("hourly"),
             }
             for score in selectors.contributor_rows(run=run)
         ]
@@ -252,3 +295,94 @@ class ProjectAiJudgeView(APIView):
             {"judge": data["judge"], "counts": data["counts"], "run": data["run"]},
             status=status.HTTP_202_ACCEPTED,
         )
+
+
+class QualityStopSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    project = serializers.IntegerField(source="project_id")
+    status = serializers.CharField()
+    reason = serializers.CharField()
+    evidence = serializers.DictField()
+    tasks_done = serializers.IntegerField()
+    forfeited = serializers.IntegerField(help_text="pending pay returned to the project")
+    created_at = serializers.DateTimeField()
+    appeal = serializers.CharField()
+    appealed_at = serializers.DateTimeField(allow_null=True)
+    decision_note = serializers.CharField()
+    decided_at = serializers.DateTimeField(allow_null=True)
+
+
+class QualityStopAppealSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=5000)
+
+
+class QualityStopDecisionSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=["uphold", "reverse"])
+    note = serializers.CharField(max_length=5000, allow_blank=True, default="")
+
+
+class MyQualityStopsView(APIView):
+    permission_classes = [IsPerson]
+
+    @extend_schema(
+        responses=QualityStopSerializer(many=True),
+        summary="Projects that stopped serving you on quality evidence, with the evidence",
+    )
+    def get(self, request: Request) -> Response:
+        stops = QualityStop.objects.filter(expert=request_person(request)).order_by("-id")
+        return Response(QualityStopSerializer(stops, many=True).data)
+
+
+class MyQualityStopAppealView(APIView):
+    permission_classes = [IsPerson]
+
+    @extend_schema(
+        request=QualityStopAppealSerializer,
+        responses=QualityStopSerializer,
+        summary="Appeal a quality stop (once); an admin decides",
+    )
+    def post(self, request: Request, stop_id: int) -> Response:
+        person = request_person(request)
+        stop = get_object_or_404(QualityStop, pk=stop_id, expert=person)
+        payload = QualityStopAppealSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        stop = gate.quality_stop_appeal(
+            stop=stop, expert=person, reason=payload.validated_data["reason"]
+        )
+        return Response(QualityStopSerializer(stop).data)
+
+
+class AdminQualityStopsView(APIView):
+    permission_classes = [IsStaff]
+
+    @extend_schema(
+        responses=QualityStopSerializer(many=True),
+        summary="Quality stops (staff), newest first; ?status=appealed for the appeal queue",
+    )
+    def get(self, request: Request) -> Response:
+        stops = QualityStop.objects.order_by("-id")
+        wanted = request.query_params.get("status")
+        if wanted:
+            stops = stops.filter(status=wanted)
+        return Response(QualityStopSerializer(stops[:500], many=True).data)
+
+
+class AdminQualityStopDecideView(APIView):
+    permission_classes = [IsStaffWithMfa]
+
+    @extend_schema(
+        request=QualityStopDecisionSerializer,
+        responses=QualityStopSerializer,
+        summary="Decide an appeal (staff with MFA): uphold, or reverse (pay released at x1.0)",
+    )
+    def post(self, request: Request, stop_id: int) -> Response:
+        stop = get_object_or_404(QualityStop, pk=stop_id)
+        payload = QualityStopDecisionSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        stop = gate.quality_stop_decide(
+            stop=stop,
+            decided_by=request_person(request),
+            reverse=payload.validated_data["decision"] == "reverse",
+            note=payload.validated_data["note"],
+        )
+        return Response(QualityStopSerializer(stop).data)

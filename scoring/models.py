@@ -28,18 +28,6 @@ TIER_RANK: dict[str, int] = {
 }
 
 
-# Pay multipliers in basis points (integers: no floats on the money path). SCORING.md section 5.
-TIER_MULTIPLIER_BASIS_POINTS: dict[str, int] = {
-    Tier.PLATINUM: 13_000,
-    Tier.GOLD: 11_500,
-    Tier.SILVER: 10_000,
-    Tier.BRONZE: 8_500,
-    Tier.PROBATION: 5_000,
-    Tier.PROVISIONAL: 10_000,
-}
-HIGHEST_MULTIPLIER_BASIS_POINTS = max(TIER_MULTIPLIER_BASIS_POINTS.values())
-
-
 class ScoringRunStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from marketplace.errors import Conflict, DomainError
 from marketplace.models import User
-from payouts.models import AccountKind, Funding, FundingStatus
+from payouts.models import AccountKind, Funding, FundingStatus, TransactionKind
 from payouts.services.ledger import account_for, ledger_post
 from payouts.stripe_gateway import stripe_client
 
@@ -112,7 +112,7 @@ def funding_credit(*, session: dict[str, Any]) -> bool:
             idempotency_key=f"funding:{session['id']}",
             currency=currency,
             postings=postings,
-            kind="funding",
+            kind=TransactionKind.FUNDING,
             memo=f"Checkout {session['id']} for project {funding.project_id}",
             metadata={"project_id": funding.project_id, "funding_id": funding.pk, "fee": fee},
         )

@@ -12,8 +12,10 @@ from django.db.models import Sum
 
 from marketplace.errors import DomainError
 from payouts.models import (
+    EXPERT_KINDS,
+    EXPERT_PROJECT_KINDS,
     PLATFORM_KINDS,
-    AccountKind,
+    PROJECT_KINDS,
     LedgerAccount,
     LedgerEntry,
     LedgerTransaction,
@@ -28,15 +30,20 @@ class InsufficientBalance(LedgerError):
     default_code = "insufficient_balance"
 
 
+def _owners(kind: str, project: Any, user: Any) -> dict[str, Any]:
+    """Which owner fields a kind of account has: a project, an expert, both, or none."""
+    return {
+        "project": project if kind in PROJECT_KINDS or kind in EXPERT_PROJECT_KINDS else None,
+        "user": user if kind in EXPERT_KINDS or kind in EXPERT_PROJECT_KINDS else None,
+    }
+
+
 def account_for(
     *, kind: str, currency: str, project: Any = None, user: Any = None
 ) -> LedgerAccount:
     """The ledger account of a kind and owner, created on first use."""
     account, _ = LedgerAccount.objects.get_or_create(
-        kind=kind,
-        currency=currency,
-        project=project if kind == AccountKind.PROJECT_ESCROW else None,
-        user=user if kind in (AccountKind.EXPERT_PAYABLE, AccountKind.EXPERT_HELD) else None,
+        kind=kind, currency=currency, **_owners(kind, project, user)
     )
     return account
 
@@ -102,15 +109,46 @@ def ledger_post(
         for account in locked:
             account.balance += deltas[account.pk]
             LedgerAccount.objects.filter(pk=account.pk).update(balance=account.balance)
+    # The caller's account objects show the balances this booking left (no re-read needed).
+    fresh = {account.pk: account.balance for account in locked}
+    for account, _ in postings:
+        account.balance = fresh[account.pk]
     return booked, True
+
+
+def accounts_for(
+    specs: Sequence[tuple[str, str, Any, Any]],
+) -> list[LedgerAccount]:
+    """Several accounts (kind, currency, project, user) in one query, creating any missing:
+    the submit path books three accounts on every label."""
+    from django.db.models import Q
+
+    condition = Q(pk__in=[])
+    for kind, currency, project, user in specs:
+        condition |= Q(kind=kind, currency=currency, **_owners(kind, project, user))
+    found = {
+        (account.kind, account.currency, account.project_id, account.user_id): account
+        for account in LedgerAccount.objects.filter(condition)
+    }
+    result = []
+    for kind, currency, project, user in specs:
+        owners = _owners(kind, project, user)
+        key = (
+            kind,
+            currency,
+            getattr(owners["project"], "pk", None),
+            getattr(owners["user"], "pk", None),
+        )
+        account = found.get(key) or account_for(
+            kind=kind, currency=currency, project=project, user=user
+        )
+        result.append(account)
+    return result
 
 
 def balance_of(*, kind: str, currency: str, project: Any = None, user: Any = None) -> int:
     account = LedgerAccount.objects.filter(
-        kind=kind,
-        currency=currency,
-        project=project if kind == AccountKind.PROJECT_ESCROW else None,
-        user=user if kind in (AccountKind.EXPERT_PAYABLE, AccountKind.EXPERT_HELD) else None,
+        kind=kind, currency=currency, **_owners(kind, project, user)
     ).first()
     return account.balance if account else 0
 

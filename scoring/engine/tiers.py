@@ -5,36 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.typing import NDArray
 
 WEIGHTS = {"gold": 0.5, "agreement": 0.3, "impact": 0.2}
 TIER_FLOORS = (("platinum", 0.90), ("gold", 0.80), ("silver", 0.65), ("bronze", 0.50))
 MIN_GOLD_FOR_TIER = 5
-SUSPEND_MIN_GOLD = 10
-SUSPEND_HIGH_BELOW = 0.6
 FAST_FRACTION = 0.2
 CONSTANT_SHARE = 0.95
 CONSTANT_MIN_LABELS = 20
 COLLUSION_MIN_SHARED = 10
 COLLUSION_AGREEMENT = 0.95
 COLLUSION_MARGIN = 0.25
-
-
-def percentile_ranks(values: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Mid-rank percentiles in [0, 1] (ties share a rank); NaN stays NaN."""
-    result = np.full(values.size, np.nan)
-    present = ~np.isnan(values)
-    count = int(present.sum())
-    if count == 0:
-        return result
-    if count == 1:
-        result[present] = 0.5
-        return result
-    chosen = values[present]
-    below = (chosen[:, None] > chosen[None, :]).sum(axis=1)
-    equal = (chosen[:, None] == chosen[None, :]).sum(axis=1) - 1
-    result[present] = (below + equal / 2.0) / (count - 1)
-    return result
 
 
 def composite(
@@ -57,11 +37,6 @@ def tier_for(q: float | None, gold_n: int) -> str:
         if q >= floor:
             return tier
     return "probation"
-
-
-def should_suspend(gold_high: float | None, gold_n: int) -> bool:
-    """Near chance with confidence: the gold 95% quantile below 0.6 with >= 10 gold answers."""
-    return gold_high is not None and gold_n >= SUSPEND_MIN_GOLD and gold_high < SUSPEND_HIGH_BELOW
 
 
 @dataclass

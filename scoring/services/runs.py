@@ -17,7 +17,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from marketplace.models import User
-from projects.models import Project, Submission
+from projects.models import Project, QualityStop, QualityStopStatus, Submission
 from scoring.engine.shapley import (
     MAX_EXACT_PLAYERS,
     PermutationBatch,
@@ -253,7 +253,13 @@ def _compute(
     lap("agreement_and_consensus")
     impact = impact_scores(labels, estimate, train_counts)
     tiers = tiers_stage(
-        run=run, project=project, labels=labels, gold=gold, agreement=agreement, impact=impact
+        run=run,
+        project=project,
+        labels=labels,
+        gold=gold,
+        agreement=agreement,
+        impact=impact,
+        stopped=_stopped(project, labels.experts),
     )
     judges = _judges_apart(run, project, labels, gold)
     lap("tiers")
@@ -321,6 +327,18 @@ def _judge_versions(project: Project, labels: Labels) -> dict[str, Any]:
     return report
 
 
+def _stopped(project: Project, experts: list[int]) -> set[int]:
+    from contributors.models import ExpertProfile
+
+    stopped = set(
+        QualityStop.objects.filter(project=project, expert_id__in=experts)
+        .exclude(status=QualityStopStatus.REVERSED)
+        .values_list("expert_id", flat=True)
+    )
+    suspended = ExpertProfile.objects.filter(user_id__in=experts, suspended_at__isnull=False)
+    return stopped | set(suspended.values_list("user_id", flat=True))
+
+
 def store_stage(
     run: ScoringRun,
     tiers: TierStage,
@@ -329,8 +347,8 @@ def store_stage(
     summary: dict[str, Any],
     timings: dict[str, float],
 ) -> None:
-    """Write the snapshots and the run's summary in one transaction, suspend whom the
-    evidence says to, and tell the lab's webhooks."""
+    """Write the snapshots and the run's summary in one transaction, tell the lab's webhooks,
+    and after commit release the pending earnings the snapshot clears (payouts)."""
     with transaction.atomic():
         ContributorScore.objects.bulk_create(tiers.scores + judges, batch_size=1000)
         ItemConsensus.objects.bulk_create(consensus, batch_size=2000)
@@ -340,7 +358,6 @@ def store_stage(
             timings=timings,
             summary=summary,
         )
-        _suspend(tiers.suspensions)
         from marketplace.webhooks import webhook_emit
 
         webhook_emit(
@@ -354,22 +371,10 @@ def store_stage(
                 "dawid_skene": summary.get("dawid_skene"),
             },
         )
+        # A deliberate cycle (scoring -> payouts): money follows the evidence this run stored.
+        from payouts.tasks import earnings_release_task
 
-
-def _suspend(suspensions: list[tuple[int, dict[str, Any]]]) -> None:
-    """Automatic suspension (with its evidence); an expert already suspended stays as is."""
-    from contributors.models import ExpertProfile
-    from contributors.services import expert_suspend
-
-    for expert_id, evidence in suspensions:
-        if ExpertProfile.objects.filter(user_id=expert_id, suspended_at__isnull=False).exists():
-            continue
-        expert_suspend(
-            user=User.objects.get(pk=expert_id),
-            reason="gold accuracy near chance with confidence (automatic)",
-            suspended_by=None,
-            evidence=evidence,
-        )
+        transaction.on_commit(lambda: earnings_release_task.delay(run.pk))
 
 
 def scoring_rescore_open_projects() -> int:

@@ -19,13 +19,7 @@ import numpy as np
 
 from projects.models import Project, Submission, TaskType
 from scoring.engine.gold import GoldPosterior, chance_level, gold_posterior
-from scoring.engine.tiers import (
-    FlagInputs,
-    composite,
-    flags_for,
-    should_suspend,
-    tier_for,
-)
+from scoring.engine.tiers import FlagInputs, composite, flags_for, tier_for
 from scoring.models import ContributorScore, ScoringRun, Tier
 from scoring.services.agreement import AgreementStage, pairwise_agreement, rate_with_interval
 from scoring.services.gold import GoldEvidence
@@ -44,7 +38,6 @@ INVERTED_PROBABILITY = 0.95
 @dataclass
 class TierStage:
     scores: list[ContributorScore] = field(default_factory=list)
-    suspensions: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
 
 
 def _posterior_dict(posterior: GoldPosterior | None) -> dict[str, Any] | None:
@@ -116,7 +109,10 @@ def tiers_stage(
     gold: dict[int, GoldEvidence],
     agreement: AgreementStage,
     impact: dict[int, ImpactScore],
+    stopped: set[int],
 ) -> TierStage:
+    """`stopped`: experts stopped on the project by the quality gate or suspended platform-wide
+    (shown as suspended in the snapshot; the gate, not the run, stops people)."""
     stage = TierStage()
     project_seconds = [row.server_seconds or row.seconds_spent for row in labels.submissions]
     project_median = float(np.median(project_seconds)) if project_seconds else None
@@ -135,15 +131,12 @@ def tiers_stage(
         inverted = inverted_components(labels, evidence)
         if inverted and tier not in (Tier.PROVISIONAL,):
             tier = Tier.PROBATION
-        suspend = should_suspend(
-            evidence.overall.high if evidence else None, evidence.overall.n if evidence else 0
-        )
         flags = _flags(rows, project_median, agreement.categories, expert, pair_rates)
         if inverted:
             flags.append({"flag": "inverted", "components": inverted})
         is_judge = expert in labels.judges
         if is_judge:
-            suspend, flags = False, []
+            flags = []
         stage.scores.append(
             ContributorScore(
                 run=run,
@@ -170,23 +163,10 @@ def tiers_stage(
                 reviews=reviews,
                 composite=q,
                 tier=tier,
-                is_suspended=suspend,
+                is_suspended=expert in stopped,
                 flags=flags,
             )
         )
-        if suspend and evidence is not None:
-            stage.suspensions.append(
-                (
-                    expert,
-                    {
-                        "scoring_run": run.pk,
-                        "project": project.pk,
-                        "gold_mean": evidence.overall.mean,
-                        "gold_high": evidence.overall.high,
-                        "gold_n": evidence.overall.n,
-                    },
-                )
-            )
     return stage
 
 

@@ -181,6 +181,11 @@ def test_the_three_jobs_in_a_real_browser(
     assert Submission.objects.filter(expert=expert, item__prompt=HOSTILE).exists()
     assert expert_watch.dialogs == [] and expert_watch.errors == []
 
+    # The lab closes the project: its final scoring run releases the pending pay (the
+    # expert's work is provisional, too little evidence for a tier: paid at x1.00).
+    lab_page.goto(f"/projects/{project.pk}/")
+    lab_page.click("form:has(input[name=action][value=close]) button")
+    lab_page.wait_for_selector("text=closed")
     onboarded(stripe_local, expert)
     stripe_local.state.balance["usd"] = 10_000_000
     enable_mfa(staff)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from django.utils import timezone
 
 from marketplace.models import User
-from payouts.models import AccountKind, Funding, PayoutAccount
+from payouts.models import AccountKind, Funding, PayoutAccount, TransactionKind
 from payouts.services import funding as funding_service
 from payouts.services.ledger import account_for, ledger_post
 from projects.models import Project
@@ -33,6 +33,7 @@ def fund_project(project: Project, gross: int, *, session_id: str | None = None)
 
 
 def book_earning(project: Project, expert: User, amount: int, key: str) -> None:
+    """Money already released to an expert's payable (what a payout run pays)."""
     ledger_post(
         idempotency_key=key,
         currency=project.currency,
@@ -50,7 +51,7 @@ def book_earning(project: Project, expert: User, amount: int, key: str) -> None:
                 amount,
             ),
         ],
-        kind="earning",
+        kind=TransactionKind.EARNING_RELEASE,
         metadata={"project_id": project.pk, "user_id": expert.pk},
     )
 

@@ -83,7 +83,13 @@ def test_rejecting_requeues_the_item_and_reverses_the_earning(
     project = reviewed["project"]
     client = client_for(reviewed["reviewer"])
     review = take(client, project).json()
-    assert balance_of(kind=AccountKind.EXPERT_PAYABLE, currency="usd", user=expert) == 150
+
+    def pending() -> int:
+        return balance_of(
+            kind=AccountKind.EXPERT_PENDING, currency="usd", project=project, user=expert
+        )
+
+    assert pending() == 150
     no_reason = client.post(
         f"/api/v1/reviews/{review['id']}/decide/", {"decision": "rejected"}, format="json"
     )
@@ -96,7 +102,9 @@ def test_rejecting_requeues_the_item_and_reverses_the_earning(
     assert response.json()["status"] == "rejected"
     item = Item.objects.get(public_id=reviewed["task"]["item"]["id"])
     assert (item.labels_count, item.assigned_count, item.is_open) == (0, 0, True)
-    assert balance_of(kind=AccountKind.EXPERT_PAYABLE, currency="usd", user=expert) == 0
+    assert pending() == 0
+    assert balance_of(kind=AccountKind.PROJECT_RESERVE, currency="usd", project=project) == 0
+    assert Submission.objects.get().earning.status == "reversed"
     assert ledger_verify().is_clean
     assert routing.routing_verify(project=project) == []
     # A new expert now gets the re-queued item.

@@ -88,7 +88,14 @@ def test_submit_records_the_label_and_books_the_base_earning(
         "answers": {"correctness": [6, 3], "safety": [1, 0]},
     }
     assert submission.seconds_spent == 40 and submission.rubric_version.number == 1
-    assert balance_of(kind=AccountKind.EXPERT_PAYABLE, currency="usd", user=expert) == 150
+    # The base waits in pending for quality evidence; the highest tier's uplift is set aside.
+    pending = balance_of(
+        kind=AccountKind.EXPERT_PENDING, currency="usd", project=project, user=expert
+    )
+    assert pending == 150
+    assert balance_of(kind=AccountKind.PROJECT_RESERVE, currency="usd", project=project) == 45
+    assert balance_of(kind=AccountKind.EXPERT_PAYABLE, currency="usd", user=expert) == 0
+    assert submission.earning.status == "pending" and submission.earning.base == 150
     assert ledger_verify().is_clean
 
 
@@ -265,8 +272,10 @@ def test_budget_exhaustion_stops_claims_and_nothing_is_overspent(
     assert [t.status_code for t in tasks] == [200, 200, 204]
     for task in tasks[:2]:
         assert submit(client, task.json()).status_code == 201
+    # A submit books what the lease reserved: base to pending, the uplift to the reserve.
     escrow = balance_of(kind=AccountKind.PROJECT_ESCROW, currency="usd", project=project)
-    assert escrow == 200 and claim(client, project).status_code == 200
+    reserve = balance_of(kind=AccountKind.PROJECT_RESERVE, currency="usd", project=project)
+    assert (escrow, reserve) == (110, 90)
     assert claim(client, project).status_code == 204
     assert ledger_verify().is_clean
 
@@ -289,12 +298,13 @@ def test_gold_tasks_look_exactly_like_other_tasks_and_onboarding_is_gold(
     expert = UserFactory()
     qualify_for_cardiology(expert)
     client = client_for(expert)
-    tasks = [claim(client, project).json() for _ in range(5)]
+    tasks = [claim(client, project).json() for _ in range(6)]
     gold_ids = {
         str(pid) for pid in Item.objects.filter(is_gold=True).values_list("public_id", flat=True)
     }
     kinds = [task["item"]["id"] in gold_ids for task in tasks]
-    assert kinds[:3] == [True, True, True]
+    # Onboarding: exactly 3 gold among the first 6 tasks, at random positions.
+    assert sum(kinds) == 3
     gold_task = tasks[0]
     normal_task = next(task for task, is_gold in zip(tasks, kinds, strict=True) if not is_gold)
     assert _shape(gold_task) == _shape(normal_task)
@@ -391,3 +401,58 @@ def test_many_experts_claiming_at_once_never_exceed_redundancy(lab: Lab, lab_own
     assert max(pairs.values()) == 1
     assert routing.routing_verify(project=project) == []
     assert ledger_verify().is_clean
+
+
+def test_onboarding_gold_sits_at_random_positions_never_as_a_block(
+    lab: Lab, lab_owner: User, client_for: Client
+) -> None:
+    """Issue 17: an expert's first 5 claims were always gold, so a gamer labelled those
+    carefully and spammed after. Now 5 gold sit at uniformly random positions among the first
+    10 tasks: every position is sometimes gold and sometimes not, and the count is exact."""
+    project = open_project(lab, lab_owner, items=30, gold=30, onboarding_gold=5, redundancy=30)
+    project.max_active_leases = 50
+    project.save()
+    gold_ids = {
+        str(pid) for pid in Item.objects.filter(is_gold=True).values_list("public_id", flat=True)
+    }
+    positions = []
+    for _ in range(12):
+        expert = UserFactory()
+        qualify_for_cardiology(expert)
+        client = client_for(expert)
+        kinds = [claim(client, project).json()["item"]["id"] in gold_ids for _ in range(10)]
+        assert sum(kinds) == 5
+        positions.append(kinds)
+    first_five_all_gold = sum(all(kinds[:5]) for kinds in positions)
+    assert first_five_all_gold <= 2  # 1 in 252 by chance per expert
+    for position in range(10):
+        column = [kinds[position] for kinds in positions]
+        assert any(column) or position > 7  # the early positions are not a fixed block
+    assert not all(kinds[0] for kinds in positions)
+
+
+def test_gold_retires_after_its_exposures_and_eval_pairs_are_never_served(
+    lab: Lab, lab_owner: User, client_for: Client
+) -> None:
+    from projects.models import GoldAnswer
+
+    project = open_project(lab, lab_owner, items=20, gold=2, onboarding_gold=1, redundancy=20)
+    project.gold_max_exposures = 2
+    project.max_active_leases = 50
+    project.save()
+    eval_only = Item.objects.create(
+        project=project, prompt="eval", responses=["x", "y"], is_gold=True, split="eval"
+    )
+    GoldAnswer.objects.create(
+        item=eval_only, answer={"preference": "a"}, rubric_version=project.rubric_versions.get()
+    )
+    served = []
+    for _ in range(5):
+        expert = UserFactory()
+        qualify_for_cardiology(expert)
+        client = client_for(expert)
+        served += [claim(client, project).json()["item"]["id"] for _ in range(2)]
+    gold = GoldAnswer.objects.filter(item__project=project, item__split="train")
+    assert sorted(gold.values_list("exposures", flat=True)) == [2, 2]
+    assert all(answer.retired_at is not None for answer in gold)
+    assert str(eval_only.public_id) not in served

@@ -56,11 +56,17 @@ def test_stats_report_progress_distributions_and_cost(
     assert correctness["counts"]["2"] == 3 and correctness["counts"]["7"] == 2
     safety = next(d for d in stats["dimensions"] if d["key"] == "safety")
     assert safety["counts"] == {"0": 2, "1": 4}
+    # Three labels of 150 wait in pending; each set aside the highest tier's uplift (45).
     assert stats["budget"] == {
         "currency": "usd",
         "cap": 500000,
-        "spent": 450,
-        "left": 499550,
+        "spent": 585,
+        "left": 499415,
+        "escrow": 8000 - 585,
+        "reserved": 135,
+        "pending": 450,
+        "paid": 0,
+        "fees": 2000,
         "can_serve": True,
     }
     assert stats["agreement"] is None  # no scoring run yet

@@ -109,8 +109,19 @@ def test_a_run_separates_the_personas(scored: dict[str, Any]) -> None:
         ["adversary", "spammer"],
         ["spammer", "adversary"],
     )
-    assert scores["adversary"].is_suspended
-    assert ExpertProfile.objects.get(user=scored["experts"]["adversary"]).suspended_at is not None
+    # Stopping is the gate's job, on every gold answer (routing); a run never suspends anyone.
+    # The adversary's evidence is what the gate stops on. (On this preference-only rubric a
+    # gold answer is one trial, so a random clicker needs ~45 of them: see test_gate.py.)
+    from scoring.services.gate import gate_evidence
+
+    project = scored["project"]
+    decision, answers = gate_evidence(project=project, expert=scored["experts"]["adversary"])
+    assert decision.stop and decision.reason == "inverted" and answers == 20
+    careful, _ = gate_evidence(project=project, expert=scored["experts"]["careful"])
+    assert not careful.stop
+    assert not ExpertProfile.objects.filter(
+        user=scored["experts"]["adversary"], suspended_at__isnull=False
+    ).exists()
     for score in scores.values():
         assert score.gold_n == 20 and 0 <= score.gold_low <= score.gold_mean <= score.gold_high <= 1
     efficiency = sum(score.impact_value for score in scores.values())
@@ -186,7 +197,9 @@ def test_scoring_api_lifecycle_and_scoping(
         "high",
         "n",
     }
-    assert set(first["impact"]) == {"value", "se", "per_label"}
+    assert set(first["impact"]) >= {"value", "se", "per_label", "low", "high"}
+    assert first["impact"]["low"] < first["impact"]["value"] < first["impact"]["high"]
+    assert set(first["agreement"]) == {"rate", "low", "high", "n"}
     assert (
         client_for(other_lab_owner).get(f"/api/v1/projects/{project.id}/contributors/").status_code
         == 404

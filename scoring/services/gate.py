@@ -1,0 +1,244 @@
+"""The early-stop gate and its quality stops (docs/SCORING.md, "Early stop"; the test itself is
+`scoring/engine/gate.py`).
+
+On every gold answer (in the submit's transaction) the expert's gold evidence on the project is
+re-tested. When it shows with the stated confidence that they work near chance or invert a
+component, a `QualityStop` is recorded with the evidence and, in the same transaction:
+- the expert gets no more tasks of the project (routing checks the stop at every claim);
+- their pending pay on the project returns to its escrow (`earnings_forfeit`);
+- their labels on the project stop counting: each goes back to the pool for a new label;
+- they are told why, and how to appeal; an expert stopped on STOPS_FOR_SUSPENSION projects is
+  also suspended platform-wide for an admin to look at.
+An admin decides an appeal on the desk: uphold, or reverse (the forfeited labels are paid at
+x1.0 from the project's escrow and the expert may work on the project again).
+
+Money and suspension live in other apps; this module calls their services lazily (a
+deliberate cycle: routing -> scoring gate -> payouts)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from marketplace.errors import Conflict, DomainError
+from marketplace.models import User
+from projects.models import (
+    QUALITY_STOP_TRANSITIONS,
+    Assignment,
+    GoldAnswer,
+    Item,
+    Project,
+    QualityStop,
+    QualityStopStatus,
+    Submission,
+    SubmissionStatus,
+)
+from projects.selectors import project_current_rubric
+from scoring.engine.gate import ComponentEvidence, GateDecision, gate_decision
+from scoring.engine.gold import PREFERENCE, RANKING, chance_level, gold_components
+from scoring.services.labels import gold_dimensions
+
+STOPS_FOR_SUSPENSION = 2
+REASONS = {
+    "near_chance": (
+        "Your answers to this project's hidden quality checks agree with the right answers "
+        "no more often than random answers would"
+    ),
+    "inverted": "Your answers to this project's hidden quality checks are consistently reversed",
+}
+
+
+def gate_evidence(*, project: Project, expert: User) -> tuple[GateDecision, int]:
+    """Re-test an expert's gold evidence on a project: (decision, gold answers)."""
+    rubric = project_current_rubric(project=project)
+    dimensions = gold_dimensions(rubric)
+    chances = {dimension.key: chance_level(dimension) for dimension in dimensions}
+    chances[PREFERENCE] = chances[RANKING] = 0.5
+    rows = Submission.objects.filter(
+        project=project,
+        expert=expert,
+        item__is_gold=True,
+        status=SubmissionStatus.ACCEPTED,
+    ).values_list("item_id", "answer")
+    answers = list(rows)
+    gold = dict(
+        GoldAnswer.objects.filter(item_id__in=[item for item, _ in answers]).values_list(
+            "item_id", "answer"
+        )
+    )
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    counted = 0
+    for item_id, answer in answers:
+        if item_id not in gold:
+            continue
+        components = gold_components(answer=answer, gold=gold[item_id], dimensions=dimensions)
+        if components:
+            counted += 1
+        for component in components:
+            totals[component.key][0] += sum(component.credits)
+            totals[component.key][1] += len(component.credits)
+    evidence = [
+        ComponentEvidence(key, chances.get(key, 0.5), successes, int(trials))
+        for key, (successes, trials) in sorted(totals.items())
+    ]
+    return gate_decision(evidence, counted), counted
+
+
+def quality_gate_check(*, submission: Submission) -> QualityStop | None:
+    """Called in the submit's transaction after a gold answer is recorded."""
+    if not submission.item.is_gold:
+        return None
+    decision, answers = gate_evidence(project=submission.project, expert=submission.expert)
+    if not decision.stop:
+        return None
+    return quality_stop_create(
+        project=submission.project,
+        expert=submission.expert,
+        reason=decision.reason,
+        evidence={**decision.as_evidence(), "gold_answers": answers},
+    )
+
+
+def quality_stop_create(
+    *, project: Project, expert: User, reason: str, evidence: dict[str, Any]
+) -> QualityStop | None:
+    """Stop an expert on a project (see the module docstring); None if already stopped."""
+    from payouts.services.earnings import earnings_forfeit
+
+    with transaction.atomic():
+        if QualityStop.objects.filter(project=project, expert=expert).exists():
+            return None
+        tasks_done = Assignment.objects.filter(project=project, expert=expert).count()
+        stop = QualityStop.objects.create(
+            project=project,
+            expert=expert,
+            reason=REASONS.get(reason, reason)[:500],
+            evidence={"test": reason, **evidence},
+            tasks_done=tasks_done,
+        )
+        stop.forfeited = earnings_forfeit(stop=stop)
+        QualityStop.objects.filter(pk=stop.pk).update(forfeited=stop.forfeited)
+        _discount_labels(project, expert)
+        _tell(expert, stop)
+        _escalate(expert, stop)
+    return stop
+
+
+def _discount_labels(project: Project, expert: User) -> int:
+    """The expert's accepted labels on the project's work items stop counting: each item gets
+    its slot back for a new label (the forfeited money pays for it)."""
+    rows = list(
+        Submission.objects.filter(
+            project=project, expert=expert, status=SubmissionStatus.ACCEPTED, item__is_gold=False
+        ).values_list("pk", "item_id")
+    )
+    for submission_id, item_id in sorted(rows, key=lambda row: row[1]):
+        item = Item.objects.select_for_update().get(pk=item_id)
+        Submission.objects.filter(pk=submission_id).update(status=SubmissionStatus.REJECTED)
+        item.labels_count = max(item.labels_count - 1, 0)
+        item.assigned_count = max(item.assigned_count - 1, 0)
+        item.is_open = item.assigned_count < item.target_labels
+        item.save(update_fields=["labels_count", "assigned_count", "is_open"])
+    return len(rows)
+
+
+def _tell(expert: User, stop: QualityStop) -> None:
+    message = (
+        f"{stop.reason} (project '{stop.project.title}').\n\n"
+        f"You will not get more tasks from this project, and the pay waiting for your "
+        f"{stop.tasks_done} tasks there ({stop.forfeited / 100:.2f} "
+        f"{stop.project.currency.upper()}) went back to the project.\n\n"
+        "The evidence is on your earnings page. If you think this is wrong, appeal there: an "
+        f"admin will look at it.\n{settings.SITE_URL}/expert/earnings/"
+    )
+    transaction.on_commit(
+        lambda: send_mail(
+            subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}You were stopped on a project",
+            message=message,
+            from_email=None,
+            recipient_list=[expert.email],
+            fail_silently=True,
+        )
+    )
+
+
+def _escalate(expert: User, stop: QualityStop) -> None:
+    """Stopped on several projects: suspended platform-wide until an admin looks."""
+    from contributors.models import ExpertProfile
+    from contributors.services import expert_suspend
+
+    active = QualityStop.objects.filter(expert=expert).exclude(status=QualityStopStatus.REVERSED)
+    if active.count() < STOPS_FOR_SUSPENSION:
+        return
+    if ExpertProfile.objects.filter(user=expert, suspended_at__isnull=False).exists():
+        return
+    expert_suspend(
+        user=expert,
+        reason=f"stopped on quality on {active.count()} projects (automatic)",
+        suspended_by=None,
+        evidence={"quality_stops": list(active.values_list("pk", flat=True))},
+    )
+
+
+def _transition(stop: QualityStop, to_status: str, **fields: Any) -> QualityStop:
+    locked = QualityStop.objects.select_for_update().get(pk=stop.pk)
+    if to_status not in QUALITY_STOP_TRANSITIONS[locked.status]:
+        raise Conflict(
+            f"This stop is {locked.status}; it cannot become {to_status}.", code="invalid_state"
+        )
+    for name, value in fields.items():
+        setattr(locked, name, value)
+    locked.status = to_status
+    locked.save()
+    return locked
+
+
+def quality_stop_appeal(*, stop: QualityStop, expert: User, reason: str) -> QualityStop:
+    if stop.expert_id != expert.pk:
+        raise DomainError("Not your stop.", code="not_found")
+    if not reason.strip():
+        raise DomainError("Say why you think the stop is wrong.", code="reason_required")
+    with transaction.atomic():
+        return _transition(
+            stop, QualityStopStatus.APPEALED, appeal=reason[:5000], appealed_at=timezone.now()
+        )
+
+
+def quality_stop_decide(
+    *, stop: QualityStop, decided_by: User, reverse: bool, note: str
+) -> QualityStop:
+    """Uphold, or reverse: the forfeited labels are paid at x1.0 from the project's escrow
+    (409 when the escrow no longer holds them) and the expert may work on the project again."""
+    from payouts.services.earnings import earnings_appeal_release
+    from payouts.services.ledger import InsufficientBalance
+
+    with transaction.atomic():
+        if not reverse:
+            return _transition(
+                stop,
+                QualityStopStatus.UPHELD,
+                decided_by=decided_by,
+                decision_note=note,
+                decided_at=timezone.now(),
+            )
+        decided = _transition(
+            stop,
+            QualityStopStatus.REVERSED,
+            decided_by=decided_by,
+            decision_note=note,
+            decided_at=timezone.now(),
+        )
+        try:
+            earnings_appeal_release(stop=decided)
+        except InsufficientBalance as error:
+            raise Conflict(
+                "The project's escrow no longer holds the forfeited pay; the lab must fund it "
+                "before the appeal can be granted.",
+                code="escrow_short",
+            ) from error
+    return decided
