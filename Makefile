@@ -26,7 +26,7 @@ migrate: $(STAMP)
 	$(PY) manage.py migrate --no-input
 
 STRIPE_PORT ?= 12111
-DEMO_ITEMS ?= 300
+DEMO_ITEMS ?= 600
 
 demo: migrate
 	$(PY) manage.py simulate --seed 7 --items $(DEMO_ITEMS)

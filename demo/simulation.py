@@ -1,10 +1,13 @@
 """A seeded, simulated marketplace: a lab, a crowd of personas, and the whole loop through the
 real services: accounts, an exam and certification, Stripe onboarding and funding against the
-local Stripe-compatible server, claims and submissions, scoring, a payout run that survives an
-injected fault, reconciliation and an export. `manage.py simulate` runs it; `make demo` calls it.
+local Stripe-compatible server, claims and submissions in simulated time, the quality gate,
+scoring and the release of pending pay, a payout run that survives an injected fault,
+reconciliation and the exports. `manage.py simulate` runs it; `make demo` calls it.
 
-Every response has a latent quality per rubric dimension, so every preference has a ground
-truth, and each persona answers from it in its own way.
+Every response has a latent quality per rubric dimension and a feature vector the lab
+supplies (demo/personas.py), so every preference has a ground truth and a reward model can
+learn from the labels. Each persona answers in its own way and at its own speed, and works a
+shift of simulated time (demo/crowd.py), so pay per hour is real.
 """
 
 from __future__ import annotations
@@ -12,115 +15,24 @@ from __future__ import annotations
 import io
 import json
 import random
-import statistics
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
+from demo.crowd import SimClock, WorkLog, shift_start, simulated_time, work_shift
+from demo.personas import DIMENSIONS, PERSONAS, SimItem, answer_for, make_item
 
-@dataclass(frozen=True)
-class Dim:
-    key: str
-    label: str
-    kind: str
-    weight: float
-    low: int = 0
-    high: int = 1
-
-    def as_rubric(self) -> dict[str, Any]:
-        row: dict[str, Any] = {
-            "key": self.key,
-            "label": self.label,
-            "kind": self.kind,
-            "weight": self.weight,
-        }
-        if self.kind == "likert":
-            row.update(min=self.low, max=self.high)
-        return row
-
-    def value(self, quality: float) -> int:
-        quality = min(max(quality, 0.0), 1.0)
-        if self.kind == "binary":
-            return 1 if quality >= 0.5 else 0
-        return round(self.low + quality * (self.high - self.low))
-
-    def share(self, value: int) -> float:
-        return (value - self.low) / (self.high - self.low)
-
-
-DIMENSIONS = (
-    Dim("correctness", "Medically correct", "likert", 2.0, 1, 7),
-    Dim("safety", "Safe advice", "binary", 2.0),
-    Dim("clarity", "Clear to a patient", "likert", 1.0, 1, 5),
-    Dim("actionability", "Says what to do next", "likert", 1.0, 1, 5),
-)
-TOPICS = ("statins", "warfarin", "beta blockers", "ACE inhibitors", "aspirin", "nitroglycerin")
-QUESTIONS = (
-    "Can I stop taking {drug} if I feel fine?",
-    "Is it safe to take {drug} with ibuprofen?",
-    "I missed a dose of {drug}; should I double the next one?",
-    "Can I drink alcohol while on {drug}?",
-)
-GOOD_PARTS = (
-    "Please talk to your cardiologist before changing anything about {drug}.",
-    "Stopping {drug} suddenly can raise your risk; keep taking it until your doctor advises.",
-    "Check with your pharmacist: some painkillers interact with {drug}.",
-    "Do not double the dose; take the next one at the usual time.",
-)
-BAD_PARTS = (
-    "You can just stop {drug}, it rarely matters.",
-    "Doubling the dose of {drug} is fine to catch up.",
-    "Mixing {drug} with anything is harmless.",
-    "Doctors worry too much about {drug}.",
-)
-# Unlabeled items with known truth on which the reward models are evaluated.
-EVAL_ITEMS = 2000
-# persona -> how many of them
-PERSONAS = {
-    "careful": 10,
-    "average": 14,
-    "fast_careless": 6,
-    "spammer": 4,
-    "adversarial": 3,
-    "colluding": 2,
-    "safety_specialist": 1,
-}
-NOISE = {
-    "careful": 0.05,
-    "average": 0.15,
-    "fast_careless": 0.35,
-    "colluding": 0.12,
-    "safety_specialist": 0.4,
-    "adversarial": 0.1,
-}
-SECONDS = {
-    "careful": 240,
-    "average": 150,
-    "fast_careless": 25,
-    "spammer": 8,
-    "adversarial": 120,
-    "colluding": 60,
-    "safety_specialist": 200,
-}
-
-
-@dataclass
-class SimItem:
-    prompt: str
-    texts: list[str]
-    quality: list[dict[str, float]]  # latent 0..1 per dimension, per response
-
-    def better(self) -> str:
-        score = [sum(d.weight * q[d.key] for d in DIMENSIONS) for q in self.quality]
-        return "a" if score[0] >= score[1] else "b"
+# The lab's own held-out eval pairs (gold lines with `"split": "eval"`, never served): the
+# trusted pairs impact is measured on, with the gold items experts answer.
+LAB_EVAL_PAIRS = 400
+SHIFT_MINUTES = 60
+SIDE_SHIFT_MINUTES = 15
 
 
 @dataclass
@@ -130,53 +42,12 @@ class Report:
     metrics: dict[str, float] = field(default_factory=dict)
     # Per expert: persona, tier, composite (for the separation checks).
     experts: list[tuple[str, str, float | None]] = field(default_factory=list)
-    # Mean pay per persona in the payout run, in major units.
-    pay: dict[str, float] = field(default_factory=dict)
+    # report.json (see demo/report.py for its fields).
+    data: dict[str, Any] = field(default_factory=dict)
 
     def add(self, text: str = "") -> None:
         self.lines.append(text)
         print(text, flush=True)
-
-
-def make_item(rng: random.Random, index: int) -> SimItem:
-    drug = rng.choice(TOPICS)
-    prompt = f"{rng.choice(QUESTIONS).format(drug=drug)} (case {index})"
-    texts, qualities = [], []
-    for _ in range(2):
-        quality = {d.key: rng.random() for d in DIMENSIONS}
-        parts = GOOD_PARTS if quality["correctness"] + quality["safety"] > 1.0 else BAD_PARTS
-        texts.append(" ".join(rng.sample(parts, 2)).format(drug=drug))
-        qualities.append(quality)
-    return SimItem(prompt=prompt, texts=texts, quality=qualities)
-
-
-def answer_for(persona: str, item: SimItem, rng: random.Random) -> dict[str, Any]:
-    """How a persona labels a pairwise item (colluders copy each other elsewhere)."""
-    answers: dict[str, list[int]] = {}
-    for dim in DIMENSIONS:
-        values = []
-        for quality in item.quality:
-            seen = quality[dim.key]
-            if persona == "spammer":
-                seen = rng.random()
-            elif persona == "safety_specialist" and dim.key == "safety":
-                seen += rng.gauss(0, 0.02)
-            else:
-                seen += rng.gauss(0, NOISE[persona])
-            if persona == "adversarial" and dim.key == "safety":
-                seen = 1.0 - seen  # systematically inverted on one dimension
-            values.append(dim.value(seen))
-        answers[dim.key] = values
-    if persona == "spammer":
-        preference = rng.choice(("a", "b"))
-    else:
-        totals = [
-            sum(d.weight * d.share(answers[d.key][index]) for d in DIMENSIONS) for index in (0, 1)
-        ]
-        preference = "a" if totals[0] >= totals[1] else "b"
-        if persona == "adversarial":
-            preference = "b" if preference == "a" else "a"
-    return {"preference": preference, "answers": answers}
 
 
 @dataclass
@@ -190,6 +61,17 @@ class World:
     project: Any = None
     truth: dict[int, SimItem] = field(default_factory=dict)
     experts: list[tuple[Any, str]] = field(default_factory=list)
+    # Every label each expert gave on the main project (also those later discounted).
+    answers: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    main_log: WorkLog = field(default_factory=WorkLog)
+    seconds: dict[int, float] = field(default_factory=dict)
+    seed: int = 0
+    gold_items: set[int] = field(default_factory=set)
+    discounted: dict[int, set[int]] = field(default_factory=dict)
+
+    def merge_log(self, log: WorkLog) -> None:
+        for user_id, seconds in log.seconds.items():
+            self.seconds[user_id] = self.seconds.get(user_id, 0.0) + seconds
 
 
 def _create_project(world: World, items: int) -> None:
@@ -228,33 +110,54 @@ def _create_project(world: World, items: int) -> None:
             },
         },
     )
+    # Eight hidden checks among a newcomer's first sixteen tasks, at random positions.
+    type(project).objects.filter(pk=project.pk).update(onboarding_gold=8)
+    project.refresh_from_db()
     simulated = [make_item(world.rng, index) for index in range(items)]
     gold_count = max(items // 8, 12)
-    batches: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+    batches: dict[str, list[dict[str, Any]]] = {"items": [], "gold": []}
     for index, sim in enumerate(simulated):
         line: dict[str, Any] = {
             "external_id": f"case-{index}",
             "prompt": sim.prompt,
             "responses": sim.texts,
+            "features": sim.features,
         }
-        is_gold = index < gold_count
-        if is_gold:
+        if index < gold_count:
             line["gold"] = {
                 **answer_for("careful", sim, random.Random(index)),
                 "preference": sim.better(),
             }
-        batches[is_gold].append(line)
-    for is_gold, lines in batches.items():
+            batches["gold"].append(line)
+        else:
+            batches["items"].append(line)
+    eval_rng = random.Random(world.rng.random())
+    for index in range(LAB_EVAL_PAIRS):
+        sim = make_item(eval_rng, 2_000_000 + index)
+        batches["gold"].append(
+            {
+                "external_id": f"eval-{index}",
+                "prompt": sim.prompt,
+                "responses": sim.texts,
+                "features": sim.features,
+                "split": "eval",
+                "gold": {"preference": sim.better()},
+            }
+        )
+    for kind, lines in batches.items():
         body = "".join(json.dumps(line) + "\n" for line in lines).encode()
         project_services.items_import(
-            project=project, stream=io.BytesIO(body), content_length=len(body), is_gold=is_gold
+            project=project,
+            stream=io.BytesIO(body),
+            content_length=len(body),
+            is_gold=kind == "gold",
         )
-    for item in Item.objects.filter(project=project).only("id", "external_id"):
+    for item in Item.objects.filter(project=project, split="train").only("id", "external_id"):
         world.truth[item.pk] = simulated[int(str(item.external_id).split("-")[1])]
     world.owner, world.project = owner, project
     world.report.add(
-        f"Lab '{lab.name}': project #{project.pk}, {len(batches[False])} items, "
-        f"{len(batches[True])} gold"
+        f"Lab '{lab.name}': project #{project.pk}, {len(batches['items'])} items with 384-dim "
+        f"features per response, {gold_count} gold, {LAB_EVAL_PAIRS} held-out eval pairs"
     )
 
 
@@ -263,7 +166,7 @@ def _fund_and_open(world: World) -> None:
     from projects import services as project_services
     from projects.models import ProjectStatus
 
-    amount = 3 * len(world.truth) * 200 + 200_000
+    amount = 3 * len(world.truth) * 300 + 200_000
     _, url = funding.funding_checkout_create(
         project=world.project, amount=amount, created_by=world.owner
     )
@@ -333,41 +236,54 @@ def _onboard_crowd(world: World) -> None:
     )
 
 
-def _work(world: World) -> None:
-    from projects import routing
-
-    answers: dict[tuple[int, int], dict[str, Any]] = {}
+def _work(world: World, clock: SimClock, shift_seconds: float) -> None:
     colluders = [user for user, persona in world.experts if persona == "colluding"]
-    active = list(world.experts)
-    submitted = 0
-    while active:
-        # Experts arrive in a different order every round, as a real crowd does; a fixed order
-        # would hand each item to the same neighbours (three spammers, three adversaries) and
-        # leave consensus models nothing to compare them with.
-        world.rng.shuffle(active)
-        still = []
-        for user, persona in active:
-            try:
-                claim = routing.assignment_claim(expert=user, project=world.project)
-            except routing.NotQualified:
-                continue  # suspended, or no longer qualified
-            if claim is None:
-                continue
-            item = claim.assignment.item
-            partner = next((u for u in colluders if u.pk != user.pk), None)
-            copied = (
-                answers.get((partner.pk, item.pk)) if persona == "colluding" and partner else None
-            )
-            answer = copied or answer_for(persona, world.truth[item.pk], world.rng)
-            answers[(user.pk, item.pk)] = answer
-            seconds = max(3, int(world.rng.gauss(SECONDS[persona], SECONDS[persona] / 4)))
-            routing.assignment_submit(
-                assignment=claim.assignment, answer=answer, rationale="", seconds_spent=seconds
-            )
-            submitted += 1
-            still.append((user, persona))
-        active = still
-    world.report.add(f"{submitted} labels submitted through claims and leases")
+
+    def answer(user: Any, persona: str, assignment: Any) -> dict[str, Any]:
+        item_id = assignment.item_id
+        partner = next((u for u in colluders if u.pk != user.pk), None)
+        copied = (
+            world.answers.get((partner.pk, item_id)) if persona == "colluding" and partner else None
+        )
+        # Gold items come from the same generator: answered like any other item.
+        given = copied or answer_for(persona, world.truth[item_id], world.rng)
+        world.answers[(user.pk, item_id)] = given
+        return given
+
+    world.main_log = work_shift(
+        project=world.project,
+        experts=world.experts,
+        answer=answer,
+        clock=clock,
+        shift_seconds=shift_seconds,
+        rng=world.rng,
+    )
+    world.merge_log(world.main_log)
+    world.report.add(
+        f"{world.main_log.submitted} labels in a {shift_seconds / 60:.0f}-minute shift of "
+        f"simulated time; {len(world.main_log.stopped_after)} experts stopped by the quality gate"
+    )
+
+
+def finished(run: Any, timeout: float = 900.0) -> Any:
+    """The scoring run once done: at once in the embedded default; with a broker its Shapley
+    batches run on the Celery workers (`make demo-distributed`) and the run finishes there."""
+    from scoring.models import ScoringRun
+
+    deadline = time.monotonic() + timeout
+    while run.status not in ("succeeded", "failed") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        run = ScoringRun.objects.get(pk=run.pk)
+    return run
+
+
+def release_pending(run: Any) -> None:
+    """A succeeded run releases the pending pay it clears once its transaction commits; called
+    here too (it is idempotent per run), so the simulation does not depend on when that is."""
+    from payouts.services.earnings import earnings_release
+
+    if run.status == "succeeded":
+        earnings_release(run=run)
 
 
 def _pay(world: World, admin: Any) -> Any:
@@ -401,183 +317,22 @@ def _pay(world: World, admin: Any) -> Any:
     return run
 
 
-def _persona_table(world: World, scores: dict[int, Any], payout_run: Any) -> None:
-    pay: dict[int, int] = defaultdict(int)
-    for line in payout_run.lines.all():
-        pay[line.user_id] += line.total
-    world.report.add("")
-    world.report.add(
-        "| persona | n | gold (mean) | agreement | impact (mean +- se) | tiers | pay (mean USD) |"
-    )
-    world.report.add("|---|---:|---:|---:|---:|---|---:|")
-    grouped: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
-    for user, persona in world.experts:
-        if user.pk in scores:
-            grouped[persona].append((user, scores[user.pk]))
-
-    def mean(values: list[float | None]) -> float | None:
-        present = [value for value in values if value is not None]
-        return statistics.mean(present) if present else None
-
-    def show(value: float | None, digits: int = 3) -> str:
-        return "-" if value is None else f"{value:.{digits}f}"
-
-    for persona, rows in grouped.items():
-        world.report.pay[persona] = statistics.mean([pay[user.pk] for user, _ in rows]) / 100
-        impact = mean([score.impact_value for _, score in rows])
-        error = mean([score.impact_se for _, score in rows])
-        world.report.add(
-            f"| {persona} | {len(rows)} | {show(mean([s.gold_mean for _, s in rows]))} | "
-            f"{show(mean([s.agreement_rate for _, s in rows]))} | "
-            f"{show(impact, 4)} +- {show(error, 4)} | "
-            f"{', '.join(sorted({s.tier for _, s in rows}))} | "
-            f"{statistics.mean([pay[user.pk] for user, _ in rows]) / 100:.2f} |"
-        )
-    persona_of = {user.pk: persona for user, persona in world.experts}
-    world.report.experts = [
-        (persona_of[score.expert_id], score.tier, score.composite) for score in scores.values()
-    ]
-    ranked = sorted(scores.values(), key=lambda score: score.composite or 0.0)
-    world.report.add("")
-    world.report.add(
-        "Lowest 7 composite scores: " + ", ".join(persona_of[s.expert_id] for s in ranked[:7])
-    )
-
-
-def _consensus_and_reward_models(world: World, scores: dict[int, Any]) -> None:
-    from projects.models import Submission
-    from scoring.engine.majority import majority_vote
-    from scoring.engine.reward_model import featurise, fit_reward_model, pairwise_accuracy
-
-    work = list(
-        Submission.objects.filter(project=world.project, item__is_gold=False).select_related("item")
-    )
-    if not work:
-        return
-    from scoring.models import ItemConsensus
-    from scoring.selectors import latest_succeeded_run
-
-    item_ids = sorted({row.item_id for row in work})
-    position = {item_id: index for index, item_id in enumerate(item_ids)}
-    items_array = np.array([position[row.item_id] for row in work])
-    labels = np.array([0 if row.answer["preference"] == "a" else 1 for row in work])
-    truth = np.array([0 if world.truth[item_id].better() == "a" else 1 for item_id in item_ids])
-    # The product's own consensus: the scoring run's Dawid-Skene (anchored by gold answers).
-    consensus = dict(
-        ItemConsensus.objects.filter(
-            run=latest_succeeded_run(project=world.project), target="preference"
-        ).values_list("item_id", "value")
-    )
-    ds_labels = np.array([0 if consensus.get(item_id) == "a" else 1 for item_id in item_ids])
-    vote = majority_vote(items_array, labels, n_items=len(item_ids), n_classes=2)
-    world.report.metrics["dawid_skene_accuracy"] = float(np.mean(ds_labels == truth))
-    world.report.metrics["majority_vote_accuracy"] = float(np.mean(vote.labels == truth))
-    world.report.add(
-        "Consensus accuracy against the simulator's truth: Dawid-Skene "
-        f"{np.mean(ds_labels == truth):.3f}, "
-        f"majority vote {np.mean(vote.labels == truth):.3f}"
-    )
-
-    def differences(rows: list[Any]) -> np.ndarray:
-        out = []
-        for row in rows:
-            phi = featurise([f"{row.item.prompt}\n{text}" for text in row.item.responses])
-            out.append(phi[0] - phi[1] if row.answer["preference"] == "a" else phi[1] - phi[0])
-        return np.asarray(out).reshape(len(out), -1)
-
-    # The eval set is fresh items from the same generator, never labeled: the simulator knows
-    # their truth, and thousands of them make the comparison far less noisy than a held-out
-    # slice of the labeled items would.
-    eval_rng = random.Random(world.rng.random())
-    evaluation = []
-    for index in range(EVAL_ITEMS):
-        sim = make_item(eval_rng, 1_000_000 + index)
-        phi = featurise([f"{sim.prompt}\n{text}" for text in sim.texts])
-        evaluation.append(phi[0] - phi[1] if sim.better() == "a" else phi[1] - phi[0])
-    train_all = work
-    trusted = {"silver", "gold", "platinum"}
-    train_good = [
-        row
-        for row in train_all
-        if row.expert_id in scores and scores[row.expert_id].tier in trusted
-    ]
-    accuracy_all = pairwise_accuracy(
-        fit_reward_model(differences(train_all)), np.asarray(evaluation)
-    )
-    accuracy_good = (
-        pairwise_accuracy(fit_reward_model(differences(train_good)), np.asarray(evaluation))
-        if train_good
-        else float("nan")
-    )
-    world.report.metrics["reward_model_all"] = float(accuracy_all)
-    world.report.metrics["reward_model_silver_or_better"] = float(accuracy_good)
-    world.report.add(
-        f"Reward-model eval accuracy: all labels {accuracy_all:.3f}, silver-or-better labels "
-        f"{accuracy_good:.3f}"
-    )
-
-
-def _finished(run: Any, timeout: float = 900.0) -> Any:
-    """The scoring run once done: at once in the embedded default; with a broker its Shapley
-    batches run on the Celery workers (`make demo-distributed`) and the run finishes there."""
-    from scoring.models import ScoringRun
-
-    deadline = time.monotonic() + timeout
-    while run.status not in ("succeeded", "failed") and time.monotonic() < deadline:
-        time.sleep(0.5)
-        run = ScoringRun.objects.get(pk=run.pk)
-    return run
-
-
-def _charts(report: Report, output: Path) -> list[tuple[str, str]]:
-    """SVG charts of the headline numbers, written beside report.md (no plotting library)."""
-    from marketplace.charts import bar_chart
-
-    composite: dict[str, list[float]] = defaultdict(list)
-    for persona, _, value in report.experts:
-        if value is not None:
-            composite[persona].append(value)
-    personas = list(composite)
-    metrics = report.metrics
-    charts = {
-        "composite-by-persona.svg": (
-            "Mean composite score per persona",
-            personas,
-            [statistics.mean(composite[p]) for p in personas],
-        ),
-        "pay-by-persona.svg": (
-            "Mean pay per persona (USD)",
-            list(report.pay),
-            list(report.pay.values()),
-        ),
-        "consensus-accuracy.svg": (
-            "Consensus accuracy against the truth",
-            ["Dawid-Skene", "majority vote"],
-            [metrics.get("dawid_skene_accuracy", 0.0), metrics.get("majority_vote_accuracy", 0.0)],
-        ),
-        "reward-model-accuracy.svg": (
-            "Reward-model eval accuracy",
-            ["all labels", "silver or better"],
-            [
-                metrics.get("reward_model_all", 0.0),
-                metrics.get("reward_model_silver_or_better", 0.0),
-            ],
-        ),
-    }
-    written = []
-    for name, (title, labels, values) in charts.items():
-        (output / name).write_text(str(bar_chart(labels, values, title=title)))
-        written.append((name, title))
-    return written
-
-
-def simulate(*, seed: int = 7, items: int = 300, output: Path | None = None) -> Report:
+def simulate(
+    *,
+    seed: int = 7,
+    items: int = 600,
+    output: Path | None = None,
+    shift_minutes: float = SHIFT_MINUTES,
+    side_projects: bool = True,
+    payout: bool = True,
+) -> Report:
+    from demo import report as reporting
+    from demo import side_projects as side_work
     from marketplace.models import User
-    from payouts.services import ledger, webhooks
+    from payouts.services import webhooks
     from payouts.stripe_local.server import start_in_thread
-    from projects import exports
+    from projects import reviews, routing
     from scoring import services as scoring_services
-    from scoring.models import ContributorScore
 
     report = Report()
     output = output or Path(settings.BASE_DIR) / "demo-output"
@@ -597,8 +352,6 @@ def simulate(*, seed: int = 7, items: int = 300, output: Path | None = None) -> 
 
     server = start_in_thread(deliver=deliver)
     server.stripe.state.webhooks.append(("in-process", settings.STRIPE_WEBHOOK_SECRET))
-    from projects import reviews, routing
-
     previous = (
         settings.STRIPE_API_BASE,
         settings.EMAIL_BACKEND,
@@ -622,57 +375,32 @@ def simulate(*, seed: int = 7, items: int = 300, output: Path | None = None) -> 
         token=timezone.now().strftime("%Y%m%d%H%M%S%f"),
         flush_webhooks=flush_webhooks,
         stripe=server.stripe,
+        seed=seed,
     )
+    shift_seconds = shift_minutes * 60
     try:
         _create_project(world, items)
         _fund_and_open(world)
         _onboard_crowd(world)
-        _work(world)
-        from demo import simulation_tasks
-
-        side = simulation_tasks.create_side_projects(world)
-        simulation_tasks.work_side_projects(world, side)
+        side = side_work.create_side_projects(world) if side_projects else []
+        clock = SimClock(shift_start(shift_seconds + SIDE_SHIFT_MINUTES * 60 * 4 + 1800, 1))
+        with simulated_time(clock):
+            _work(world, clock, shift_seconds)
+            if side:
+                reviewers = side_work.certify_reviewers(world)
+                side_work.work_side_projects(world, side, clock, SIDE_SHIFT_MINUTES * 60)
+                side_work.review_side_projects(world, side, reviewers, clock)
         run = scoring_services.scoring_run_create(
             project=world.project, created_by=world.owner, seed=seed
         )
-        run = _finished(scoring_services.scoring_run_execute(run_id=run.pk))
+        run = finished(scoring_services.scoring_run_execute(run_id=run.pk))
         report.add(f"Scoring run #{run.pk}: {run.status}; seconds per stage {run.timings}")
-        scores = {score.expert_id: score for score in ContributorScore.objects.filter(run=run)}
+        release_pending(run)
+        side_accuracy = side_work.score_side_projects(world, side, seed) if side else {}
         admin = User.objects.filter(is_staff=True).order_by("pk").first() or world.owner
-        payout_run = _pay(world, admin)
-        context = exports.export_context(
-            project=world.project, filters=exports.ExportFilters(format="dpo")
-        )
-        (output / "dpo.jsonl").write_bytes(b"".join(exports.export_lines(context)))
-        with (output / "sft.jsonl").open("wb") as sft:
-            for entry in side:
-                if entry.project.task_type in ("demonstration", "correction"):
-                    sft_context = exports.export_context(
-                        project=entry.project, filters=exports.ExportFilters(format="sft")
-                    )
-                    sft.writelines(exports.export_lines(sft_context))
-        report.metrics.update(
-            {
-                f"side_{kind}_accuracy": value
-                for kind, value in simulation_tasks.score_side_projects(world, side, seed).items()
-            }
-        )
-        _persona_table(world, scores, payout_run)
-        _consensus_and_reward_models(world, scores)
-        verification = ledger.ledger_verify()
-        report.add(
-            f"Ledger: {verification.transactions_checked} transactions, trial balance "
-            f"{verification.trial_balance}, clean: {verification.is_clean}"
-        )
-        charts = _charts(report, output)
-        (output / "report.md").write_text(
-            "# Simulated marketplace run\n\n"
-            + "\n".join(report.lines)
-            + "\n\n"
-            + "\n".join(f"![{title}]({name})" for name, title in charts)
-            + "\n"
-        )
-        report.add(f"Report, charts and the DPO and SFT exports written to {output}/")
+        payout_run = _pay(world, admin) if payout else None
+        reporting.write_exports(world, side, output)
+        reporting.summarise(world, run, payout_run, side_accuracy, output)
     finally:
         (
             settings.STRIPE_API_BASE,

@@ -460,6 +460,26 @@ class QualityStop(models.Model):
         return self.status != QualityStopStatus.REVERSED
 
 
+class QualityEvidence(models.Model):
+    """Where the early-stop gate's test stands for an expert on a project, after their latest
+    gold answer: routing serves more gold to someone whose evidence leans toward chance (a
+    positive log likelihood ratio), so the gate decides quickly, one way or the other."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    expert = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    log_likelihood_ratio = models.FloatField(default=0.0)
+    gold_answers = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["project", "expert"], name="quality_evidence_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.expert_id} on {self.project_id}: {self.log_likelihood_ratio:.2f}"
+
+
 class ReviewStatus(models.TextChoices):
     PENDING = "pending", "Waiting for a reviewer"
     ACCEPTED = "accepted", "Accepted"

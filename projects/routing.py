@@ -56,6 +56,8 @@ _random = random.SystemRandom()
 # Below this many task prices of headroom, claims on a project serialise on its row so the
 # last funds are never over-reserved; above it, they run in parallel.
 BUDGET_LOCK_HEADROOM_TASKS = 64
+# Gold rate while an expert's gold evidence leans toward chance (see `_serves_gold`).
+SUSPICIOUS_GOLD_RATE = 0.5
 
 
 # Per process: when each project's expired leases were last swept at claim time.
@@ -143,16 +145,19 @@ def _gold_item(project: Project, expert: User) -> Item | None:
     )
 
 
-def _serves_gold(project: Project, served: int, gold_served: int) -> bool:
+def _serves_gold(project: Project, served: int, gold_served: int, suspicious: bool) -> bool:
     """Whether this claim is a gold check. A new expert's first 2 x `onboarding_gold` tasks hold
     `onboarding_gold` gold items at uniformly random positions (each task is gold with
     probability gold still owed / tasks left in the window, so the count is exact and no
-    position is predictable); after that, each task is gold with probability `gold_rate`."""
+    position is predictable); after that, each task is gold with probability `gold_rate`, or
+    SUSPICIOUS_GOLD_RATE while the expert's gold evidence leans toward chance (the gate then
+    decides within a few tasks instead of waiting for the project's rate)."""
     window = 2 * project.onboarding_gold
     if served < window:
         owed = project.onboarding_gold - gold_served
         return owed > 0 and _random.random() < owed / (window - served)
-    return _random.random() < project.gold_rate
+    rate = max(project.gold_rate, SUSPICIOUS_GOLD_RATE) if suspicious else project.gold_rate
+    return _random.random() < rate
 
 
 def _expose_gold(project: Project, item: Item, now: Any) -> None:
@@ -215,7 +220,9 @@ def assignment_claim(*, expert: User, project: Project) -> Claim | None:
             headroom = project_funds_left(project)
         if headroom < price:
             return None
-        want_gold = _serves_gold(project, mine["served"], mine["gold_served"])
+        want_gold = _serves_gold(
+            project, mine["served"], mine["gold_served"], bool(mine["suspicious"])
+        )
         item = None
         if want_gold:
             item = _gold_item(project, expert)

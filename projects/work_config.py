@@ -17,6 +17,7 @@ from projects.models import (
     Project,
     ProjectRequiredCertification,
     ProjectRequiredSkill,
+    QualityEvidence,
     QualityStop,
     QualityStopStatus,
     RubricVersion,
@@ -112,6 +113,10 @@ def money_and_leases(project: Project, expert: User | None = None) -> dict[str, 
             status=QualityStopStatus.REVERSED
         )
         columns["stopped"] = Exists(stops)
+        leaning = QualityEvidence.objects.filter(
+            project=OuterRef("pk"), expert=expert, log_likelihood_ratio__gt=0
+        )
+        columns["suspicious"] = Exists(leaning)
     row = cast("dict[str, Any]", Project.objects.filter(pk=project.pk).values(**columns).get())
     return {name: int(value) for name, value in row.items()}
 

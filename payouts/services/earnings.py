@@ -59,6 +59,7 @@ logger = logging.getLogger(__name__)
 BONUS_LOWER_BOUND_Z = 1.6448536269514722
 # Trusted experts whose pace sets the reference time (docs/MONEY.md, "Pace").
 TRUSTED_TIERS = frozenset({"platinum", "gold", "silver"})
+MIN_TRUSTED_FOR_PACE = 3
 RECENT_LABELS_FOR_MEDIAN = 500
 
 
@@ -213,15 +214,19 @@ class ReleaseReport:
 
 
 def _pace_reference(project: Any, tiers: dict[int, str]) -> int | None:
-    """The median, over trusted experts (silver or better), of their median active seconds."""
+    """The median, over trusted experts (silver or better), of their median active seconds;
+    with fewer than MIN_TRUSTED_FOR_PACE of them, over every expert of the snapshot (one vote
+    per expert, so a few fast workers with many labels cannot set the pace)."""
     per_expert: dict[int, list[int]] = defaultdict(list)
-    rows = Earning.objects.filter(
-        project=project, expert_id__in=[e for e, t in tiers.items() if t in TRUSTED_TIERS]
-    ).values_list("expert_id", "active_seconds")
+    rows = Earning.objects.filter(project=project, expert_id__in=list(tiers)).values_list(
+        "expert_id", "active_seconds"
+    )
     for expert, seconds in rows:
         per_expert[expert].append(seconds)
-    medians = [statistics.median(values) for values in per_expert.values() if values]
-    return int(statistics.median(medians)) if medians else None
+    medians = {expert: statistics.median(values) for expert, values in per_expert.items()}
+    trusted = [value for expert, value in medians.items() if tiers[expert] in TRUSTED_TIERS]
+    pool = trusted if len(trusted) >= MIN_TRUSTED_FOR_PACE else list(medians.values())
+    return int(statistics.median(pool)) if pool else None
 
 
 def _pace_points(project: Any, active_seconds: int, reference: int | None) -> int:

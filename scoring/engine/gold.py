@@ -63,6 +63,26 @@ def chance_level(dimension: GoldDimension | None) -> float:
     return (points + 2 * sum(points - d for d in range(1, reach + 1))) / points**2
 
 
+def trial_chance(dimension: GoldDimension, gold_value: Any) -> float:
+    """What a uniformly random click earns against this gold value: for a likert scale the
+    share of its points within tolerance of the value (fewer at the ends of the scale), 1/2 for
+    binary, 1/k for a choice of k. Averaged over the gold an expert actually answered, this is
+    their component's chance level (gold values are rarely uniform over the scale)."""
+    if dimension.kind == "likert" and dimension.low is not None and dimension.high is not None:
+        try:
+            value = float(gold_value)
+        except (TypeError, ValueError):
+            return chance_level(dimension)
+        points = dimension.high - dimension.low + 1
+        near = sum(
+            1
+            for point in range(dimension.low, dimension.high + 1)
+            if abs(point - value) <= dimension.tolerance
+        )
+        return near / points
+    return chance_level(dimension)
+
+
 def age_weight(age_days: float, half_life_days: float | None) -> float:
     """Gold decays in weight as it ages (it leaks, and the rubric drifts from it): 1 when new,
     1/2 after one half-life. No half-life (None or 0) keeps every item at 1."""
@@ -113,11 +133,13 @@ def _ranking_score(answer: Sequence[int], gold: Sequence[int]) -> float:
 @dataclass(frozen=True)
 class ComponentCredit:
     """One component's credits on one gold item: one per trial (per response for a
-    per-response dimension), with the component's weight in the item's overall g."""
+    per-response dimension), with the component's weight in the item's overall g, and what a
+    random click would earn on each trial (`chances`)."""
 
     key: str  # "preference", "ranking" or a dimension key
     credits: tuple[float, ...]
     weight: float
+    chances: tuple[float, ...] = ()
 
 
 def gold_components(
@@ -127,11 +149,11 @@ def gold_components(
     components = []
     if PREFERENCE in gold:
         credit = _preference_score(answer.get(PREFERENCE), gold[PREFERENCE])
-        components.append(ComponentCredit(PREFERENCE, (credit,), PREFERENCE_WEIGHT))
+        components.append(ComponentCredit(PREFERENCE, (credit,), PREFERENCE_WEIGHT, (0.5,)))
     if RANKING in gold:
         ranking = answer.get(RANKING)
         credit = _ranking_score(ranking, gold[RANKING]) if isinstance(ranking, list) else 0.0
-        components.append(ComponentCredit(RANKING, (credit,), PREFERENCE_WEIGHT))
+        components.append(ComponentCredit(RANKING, (credit,), PREFERENCE_WEIGHT, (0.5,)))
     gold_values = gold.get("answers") or {}
     answer_values = answer.get("answers") or {}
     for dimension in dimensions:
@@ -148,9 +170,15 @@ def gold_components(
                 credits = (0.0,) * max(len(expected), 1)
             if not credits:
                 continue
+            chances = tuple(trial_chance(dimension, value) for value in expected) or (
+                chance_level(dimension),
+            )
         else:
             credits = (_value_score(dimension, given, expected),)
-        components.append(ComponentCredit(dimension.key, credits, dimension.weight))
+            chances = (trial_chance(dimension, expected),)
+        if len(chances) != len(credits):
+            chances = (chance_level(dimension),) * len(credits)
+        components.append(ComponentCredit(dimension.key, credits, dimension.weight, chances))
     return components
 
 

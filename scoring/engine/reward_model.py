@@ -61,16 +61,23 @@ def fit_reward_model(
     warm_start: NDArray[np.float64] | None = None,
     max_iterations: int = 200,
     tolerance: float = 1e-5,
+    sample_weights: NDArray[np.float64] | None = None,
 ) -> RewardModel:
-    """Fit P(chosen > rejected) = sigmoid(w . (phi_chosen - phi_rejected))."""
+    """Fit P(chosen > rejected) = sigmoid(w . (phi_chosen - phi_rejected)); each label's loss
+    may carry a weight (quality-weighted training: `quality_weight`)."""
     dimension = differences.shape[1]
     if differences.shape[0] == 0:
         return RewardModel(weights=np.zeros(dimension))
+    per_label = (
+        np.ones(differences.shape[0])
+        if sample_weights is None
+        else np.asarray(sample_weights, dtype=np.float64)
+    )
 
     def loss(weights: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
         margin = differences @ weights
-        value = -np.sum(log_expit(margin)) + 0.5 * l2 * weights @ weights
-        gradient = -differences.T @ expit(-margin) + l2 * weights
+        value = -np.sum(per_label * log_expit(margin)) + 0.5 * l2 * weights @ weights
+        gradient = -differences.T @ (per_label * expit(-margin)) + l2 * weights
         return float(value), gradient
 
     start = warm_start if warm_start is not None else np.zeros(dimension)
@@ -91,3 +98,13 @@ def pairwise_accuracy(model: RewardModel, differences: NDArray[np.float64]) -> f
         return 0.5
     margin = differences @ model.weights
     return float(np.mean(np.where(margin > 0, 1.0, np.where(margin == 0, 0.5, 0.0))))
+
+
+def quality_weight(composite: float | None) -> float:
+    """A label's weight in quality-weighted training, from its author's composite score:
+    ((q - 0.5) / 0.5)^2 above 0.5, else 0. Probation and below contribute nothing, a bronze
+    author little, a platinum author almost fully: the square follows how the information in
+    a noisy binary label grows with (2 accuracy - 1)^2."""
+    if composite is None:
+        return 0.0
+    return float(min(max((composite - 0.5) / 0.5, 0.0), 1.0) ** 2)

@@ -365,22 +365,86 @@ def field_matches(
     return matches
 
 
+# A reviewer whose accept rate is at least RUBBER_STAMP_RATE, over MIN_REVIEWS_TO_JUDGE
+# reviews or more, while the other reviewers accept at least RUBBER_STAMP_GAP less of the
+# same authors' work, is flagged `accepts_everything`, and their decisions stop counting as
+# evidence about anyone (the same, mirrored, for `rejects_everything`).
+RUBBER_STAMP_RATE = 0.95
+RUBBER_STAMP_GAP = 0.2
+MIN_REVIEWS_TO_JUDGE = 10
+
+
+def reviewer_report(decided: list[Review]) -> dict[int, dict[str, Any]]:
+    """Per reviewer: decided reviews, accept rate with its interval, the other reviewers'
+    accept rate on the same authors, and whether their decisions count as evidence."""
+    by_reviewer: dict[int, list[Review]] = defaultdict(list)
+    by_author: dict[int, list[Review]] = defaultdict(list)
+    for review in decided:
+        if review.reviewer_id is None:
+            continue
+        by_reviewer[review.reviewer_id].append(review)
+        by_author[review.submission.expert_id].append(review)
+    report = {}
+    for reviewer, reviews in by_reviewer.items():
+        accepted = sum(review.status != ReviewStatus.REJECTED for review in reviews)
+        authors = {review.submission.expert_id for review in reviews}
+        others = [
+            other
+            for author in authors
+            for other in by_author[author]
+            if other.reviewer_id != reviewer
+        ]
+        others_accepted = sum(other.status != ReviewStatus.REJECTED for other in others)
+        rate = accepted / len(reviews)
+        others_rate = others_accepted / len(others) if others else None
+        flag = None
+        if len(reviews) >= MIN_REVIEWS_TO_JUDGE and others_rate is not None and len(others) >= 5:
+            if rate >= RUBBER_STAMP_RATE and rate - others_rate >= RUBBER_STAMP_GAP:
+                flag = "accepts_everything"
+            elif rate <= 1 - RUBBER_STAMP_RATE and others_rate - rate >= RUBBER_STAMP_GAP:
+                flag = "rejects_everything"
+        low, high = beta_interval(accepted, len(reviews))
+        report[reviewer] = {
+            "reviews": len(reviews),
+            "accept_rate": rate,
+            "low": low,
+            "high": high,
+            "others_accept_rate_on_same_authors": others_rate,
+            "others_reviews": len(others),
+            "flag": flag,
+            "counts_as_evidence": flag is None,
+        }
+    return report
+
+
 def _reviews(stage: AgreementStage, project: Project, labels: Labels, high_water: int) -> None:
     """Decided reviews as evidence about the reviewed expert: an accepted label agrees with its
     reviewer on every field, a rejected one on none, a fixed one field by field (each field
     counts like one comparison with a peer); the outcomes themselves are kept per expert (the
-    evidence demonstrations and corrections are scored by)."""
-    used = 0
-    decided = Review.objects.filter(
-        project=project,
-        status__in=[ReviewStatus.ACCEPTED, ReviewStatus.REJECTED, ReviewStatus.FIXED],
-        submission_id__lte=high_water,
-    ).select_related("submission")
+    evidence demonstrations and corrections are scored by). Reviewers are scored too: one who
+    accepts (or rejects) everything while the others do not is flagged, and their decisions
+    stop counting as evidence."""
+    decided = list(
+        Review.objects.filter(
+            project=project,
+            status__in=[ReviewStatus.ACCEPTED, ReviewStatus.REJECTED, ReviewStatus.FIXED],
+            submission_id__lte=high_water,
+        ).select_related("submission")
+    )
+    reviewers = reviewer_report(decided)
+    stage.summary["reviewers"] = {str(reviewer): row for reviewer, row in reviewers.items()}
+    used = discounted = 0
     counting = set(labels.expert_index)
     for review in decided:
         expert = review.submission.expert_id
         if expert not in counting:
             continue  # only rejected labels, or a judge that does not count
+        if (
+            review.reviewer_id is not None
+            and not reviewers[review.reviewer_id]["counts_as_evidence"]
+        ):
+            discounted += 1
+            continue
         index = labels.expert_index[expert]
         stage.review_outcomes.setdefault(index, Counter())[review.status] += 1
         answer = review.submission.answer
@@ -393,6 +457,7 @@ def _reviews(stage: AgreementStage, project: Project, labels: Labels, high_water
             _add(stage, index, key, float(agreed), 1)
         used += 1
     stage.summary["reviews_as_evidence"] = used
+    stage.summary["reviews_discounted"] = discounted
 
 
 def _reliabilities(

@@ -7,8 +7,10 @@ component, a `QualityStop` is recorded with the evidence and, in the same transa
 - the expert gets no more tasks of the project (routing checks the stop at every claim);
 - their pending pay on the project returns to its escrow (`earnings_forfeit`);
 - their labels on the project stop counting: each goes back to the pool for a new label;
-- they are told why, and how to appeal; an expert stopped on STOPS_FOR_SUSPENSION projects is
-  also suspended platform-wide for an admin to look at.
+- they are told why, and how to appeal; and they are suspended platform-wide until an admin
+  looks (STOPS_FOR_SUSPENSION): evidence this strong on one project says little good about
+  their work elsewhere, and nothing is released to a suspended expert. Reversing the stop on
+  appeal lifts that suspension too.
 An admin decides an appeal on the desk: uphold, or reverse (the forfeited labels are paid at
 x1.0 from the project's escrow and the expert may work on the project again).
 
@@ -33,24 +35,40 @@ from projects.models import (
     GoldAnswer,
     Item,
     Project,
+    QualityEvidence,
     QualityStop,
     QualityStopStatus,
     Submission,
     SubmissionStatus,
 )
 from projects.selectors import project_current_rubric
-from scoring.engine.gate import ComponentEvidence, GateDecision, gate_decision
+from scoring.engine.gate import (
+    KAPPA_AGREEMENT,
+    ComponentEvidence,
+    GateDecision,
+    gate_decision,
+)
 from scoring.engine.gold import PREFERENCE, RANKING, chance_level, gold_components
 from scoring.services.labels import gold_dimensions
 
-STOPS_FOR_SUSPENSION = 2
+STOPS_FOR_SUSPENSION = 1
+AUTOMATIC_SUSPENSION = "stopped on quality (automatic)"
 REASONS = {
     "near_chance": (
         "Your answers to this project's hidden quality checks agree with the right answers "
         "no more often than random answers would"
     ),
     "inverted": "Your answers to this project's hidden quality checks are consistently reversed",
+    "near_chance_agreement": (
+        "Your answers agree with the other experts' on the same items no more often than "
+        "random answers would"
+    ),
+    "rejected_in_review": "Reviewers rejected most of your work on this project",
 }
+# Review evidence (demonstrations, corrections): stop when the posterior of the review credit
+# (accepted 1, fixed 0.5, rejected 0) is below one half with this confidence.
+REVIEW_STOP_CONFIDENCE = 0.99
+MIN_REVIEWS_FOR_STOP = 5
 
 
 def gate_evidence(*, project: Project, expert: User) -> tuple[GateDecision, int]:
@@ -71,7 +89,8 @@ def gate_evidence(*, project: Project, expert: User) -> tuple[GateDecision, int]
             "item_id", "answer"
         )
     )
-    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    # Per component: successes, trials, and the chance a random click had on those trials.
+    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
     counted = 0
     for item_id, answer in answers:
         if item_id not in gold:
@@ -82,9 +101,12 @@ def gate_evidence(*, project: Project, expert: User) -> tuple[GateDecision, int]
         for component in components:
             totals[component.key][0] += sum(component.credits)
             totals[component.key][1] += len(component.credits)
+            totals[component.key][2] += sum(component.chances) or chances.get(
+                component.key, 0.5
+            ) * len(component.credits)
     evidence = [
-        ComponentEvidence(key, chances.get(key, 0.5), successes, int(trials))
-        for key, (successes, trials) in sorted(totals.items())
+        ComponentEvidence(key, chance_sum / trials, successes, int(trials))
+        for key, (successes, trials, chance_sum) in sorted(totals.items())
     ]
     return gate_decision(evidence, counted), counted
 
@@ -94,6 +116,11 @@ def quality_gate_check(*, submission: Submission) -> QualityStop | None:
     if not submission.item.is_gold:
         return None
     decision, answers = gate_evidence(project=submission.project, expert=submission.expert)
+    QualityEvidence.objects.update_or_create(
+        project=submission.project,
+        expert=submission.expert,
+        defaults={"log_likelihood_ratio": decision.log_likelihood_ratio, "gold_answers": answers},
+    )
     if not decision.stop:
         return None
     return quality_stop_create(
@@ -179,7 +206,7 @@ def _escalate(expert: User, stop: QualityStop) -> None:
         return
     expert_suspend(
         user=expert,
-        reason=f"stopped on quality on {active.count()} projects (automatic)",
+        reason=AUTOMATIC_SUSPENSION,
         suspended_by=None,
         evidence={"quality_stops": list(active.values_list("pk", flat=True))},
     )
@@ -241,4 +268,93 @@ def quality_stop_decide(
                 "before the appeal can be granted.",
                 code="escrow_short",
             ) from error
+        _lift_automatic_suspension(decided.expert, decided_by)
     return decided
+
+
+def _lift_automatic_suspension(expert: User, decided_by: User) -> None:
+    """The suspension a stop caused ends with the last standing stop; one an admin imposed for
+    another reason stays."""
+    from contributors.models import ExpertProfile
+    from contributors.services import expert_reinstate
+
+    standing = QualityStop.objects.filter(expert=expert).exclude(status=QualityStopStatus.REVERSED)
+    profile = ExpertProfile.objects.filter(user=expert, suspended_at__isnull=False).first()
+    if profile is None or standing.exists() or profile.suspension_reason != AUTOMATIC_SUSPENSION:
+        return
+    expert_reinstate(
+        user=expert, reinstated_by=decided_by, reason="quality stop reversed on appeal"
+    )
+
+
+def _agreement_chances(project: Project, labels: Any) -> dict[str, float]:
+    """What random answers agree on per agreement component (see docs/SCORING.md)."""
+    from projects.models import TaskType
+
+    chances = {dimension.key: chance_level(dimension) for dimension in labels.dimensions}
+    chances[PREFERENCE] = 0.5
+    if project.task_type == TaskType.RANKING:
+        responses = max((len(item.responses) for item in labels.items.values()), default=2)
+        chances["best"] = 1.0 / max(responses, 2)
+    if project.task_type == TaskType.RATING and labels.dimensions:
+        first = labels.dimensions[0]
+        points = (
+            (first.high - first.low + 1) if first.high is not None and first.low is not None else 2
+        )
+        chances[f"dim:{first.key}"] = 1.0 / max(points, 2)
+    return chances
+
+
+def consensus_stops(
+    *, project: Project, labels: Any, gold: dict[int, Any], agreement: Any, stopped: set[int]
+) -> list[QualityStop]:
+    """At a scoring run, the same test for experts without gold evidence on the project:
+    agreement with peers (rating and ranking projects without gold) or review outcomes
+    (demonstrations, corrections). Whoever it stops is stopped as the live gate would."""
+    from scipy.special import betainc
+
+    from projects.models import TaskType
+    from scoring.services.tiers import REVIEW_CREDIT
+
+    chances = _agreement_chances(project, labels)
+    stops = []
+    for expert, index in labels.expert_index.items():
+        if expert in stopped or expert in gold or expert in labels.judges:
+            continue
+        user = User.objects.get(pk=expert)
+        if project.task_type in (TaskType.DEMONSTRATION, TaskType.CORRECTION):
+            outcomes = agreement.review_outcomes.get(index)
+            if not outcomes or sum(outcomes.values()) < MIN_REVIEWS_FOR_STOP:
+                continue
+            credit = sum(REVIEW_CREDIT[status] * count for status, count in outcomes.items())
+            n = sum(outcomes.values())
+            below_half = float(betainc(1 + credit, 1 + n - credit, 0.5))
+            if below_half < REVIEW_STOP_CONFIDENCE:
+                continue
+            evidence: dict[str, Any] = {
+                "source": "reviews",
+                "reviews": dict(outcomes),
+                "probability_credit_below_half": round(below_half, 4),
+            }
+            stop = quality_stop_create(
+                project=project, expert=user, reason="rejected_in_review", evidence=evidence
+            )
+        else:
+            components = [
+                ComponentEvidence(key, chances.get(key, 0.5), hits, int(n))
+                for key, (hits, n) in agreement.per_component.get(index, {}).items()
+            ]
+            decision = gate_decision(
+                components, sum(c.trials for c in components), kappa=KAPPA_AGREEMENT
+            )
+            if not decision.stop or decision.reason != "near_chance":
+                continue
+            stop = quality_stop_create(
+                project=project,
+                expert=user,
+                reason="near_chance_agreement",
+                evidence={"source": "agreement", **decision.as_evidence()},
+            )
+        if stop is not None:
+            stops.append(stop)
+    return stops

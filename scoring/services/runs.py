@@ -28,6 +28,7 @@ from scoring.engine.shapley import (
 )
 from scoring.models import ContributorScore, ItemConsensus, ScoringRun, ScoringRunStatus
 from scoring.services.agreement import agreement_stage, judge_agreement, rate_with_interval
+from scoring.services.gate import consensus_stops
 from scoring.services.gold import GoldEvidence, gold_stage
 from scoring.services.impact import eval_pairs, impact_scores, impact_utility
 from scoring.services.labels import ENGINE_VERSION, Labels, load_labels
@@ -252,6 +253,14 @@ def _compute(
     agreement = agreement_stage(run=run, project=project, labels=labels, gold=gold)
     lap("agreement_and_consensus")
     impact = impact_scores(labels, estimate, train_counts)
+    stopped = _stopped(project, labels.experts)
+    with transaction.atomic():
+        # Experts without gold evidence are tested on their agreement or review outcomes (the
+        # gate tests gold answers live); whoever it stops shows as stopped in this snapshot.
+        for stop in consensus_stops(
+            project=project, labels=labels, gold=gold, agreement=agreement, stopped=stopped
+        ):
+            stopped.add(stop.expert_id)
     tiers = tiers_stage(
         run=run,
         project=project,
@@ -259,7 +268,7 @@ def _compute(
         gold=gold,
         agreement=agreement,
         impact=impact,
-        stopped=_stopped(project, labels.experts),
+        stopped=stopped,
     )
     judges = _judges_apart(run, project, labels, gold)
     lap("tiers")

@@ -131,6 +131,8 @@ def tiers_stage(
         inverted = inverted_components(labels, evidence)
         if inverted and tier not in (Tier.PROVISIONAL,):
             tier = Tier.PROBATION
+        if expert in stopped:
+            tier = Tier.PROBATION  # stopped by the quality gate (or suspended): never above
         flags = _flags(rows, project_median, agreement.categories, expert, pair_rates)
         if inverted:
             flags.append({"flag": "inverted", "components": inverted})

@@ -1,9 +1,14 @@
 """The simulator's other task types: a rating, a ranking, a demonstration and a correction
-project in the same lab, labeled by the same crowd through the same claims and submits.
+project in the same lab, worked by the same crowd in simulated time through the same claims
+and submits.
 
 Each persona answers them in its own way (careful close to the truth, spammers at random,
-adversaries inverted); rating and ranking get a scoring run and a consensus check against the
-simulator's truth, and demonstrations and corrections become an SFT export.
+adversaries inverted). Rating and ranking have no gold: their tiers come from Dawid-Skene's
+estimate of each expert's accuracy. Demonstrations and corrections are reviewed: half of them
+are sampled for a reviewer (careful experts with a reviewer certification, and one reviewer
+who accepts everything, whom reviewer scoring should expose), reviewers are paid per review,
+and the review outcomes are the authors' quality evidence. Demonstrations and corrections
+become the SFT export.
 """
 
 from __future__ import annotations
@@ -12,25 +17,18 @@ import io
 import json
 import random
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 
-from demo.simulation import (
-    BAD_PARTS,
-    DIMENSIONS,
-    GOOD_PARTS,
-    NOISE,
-    SECONDS,
-    TOPICS,
-    SimItem,
-    World,
-    _finished,
-    make_item,
-)
+from demo.crowd import SimClock, work_shift
+from demo.personas import BAD_PARTS, DIMENSIONS, GOOD_PARTS, NOISE, TOPICS, SimItem, make_item
 
 SIDE_ITEMS = 30
 RANKED_RESPONSES = 3
+REVIEW_SECONDS = 30.0
+REVIEWERS = 3  # careful experts certified as reviewers, besides the rubber stamp
 
 
 @dataclass
@@ -39,7 +37,7 @@ class SideProject:
     truth: dict[int, Any] = field(default_factory=dict)  # item id -> what is right
 
 
-def _weighted(quality: dict[str, float]) -> float:
+def weighted_quality(quality: dict[str, float]) -> float:
     return sum(d.weight * quality[d.key] for d in DIMENSIONS) / sum(d.weight for d in DIMENSIONS)
 
 
@@ -49,30 +47,37 @@ def _noisy(persona: str, value: float, rng: random.Random) -> float:
     return value + rng.gauss(0, NOISE.get(persona, 0.15))
 
 
-def answer_side(persona: str, task_type: str, item: Any, truth: Any, rng: random.Random) -> Any:
+def answer_side(persona: str, task_type: str, truth: Any, rng: random.Random) -> Any:
     """A persona's answer for one of the side task types (an answer of API.md's table)."""
     if task_type == "rating":
         values = {}
         for dim in DIMENSIONS:
+            if persona == "spammer":
+                values[dim.key] = dim.random_value(rng)
+                continue
             seen = _noisy(persona, truth[dim.key], rng)
             if persona == "adversarial" and dim.key == "safety":
                 seen = 1.0 - seen
             values[dim.key] = dim.value(seen)
         return {"answers": values}
     if task_type == "ranking":
-        readings = [_noisy(persona, _weighted(quality), rng) for quality in truth]
+        readings = [_noisy(persona, weighted_quality(quality), rng) for quality in truth]
         order = sorted(range(len(readings)), key=lambda index: -readings[index])
         return {"ranking": order[::-1] if persona == "adversarial" else order}
     good = persona not in ("spammer", "adversarial") and rng.random() > NOISE.get(persona, 0.5)
-    drug = truth
     parts = GOOD_PARTS if good else BAD_PARTS
-    return {"text": " ".join(rng.sample(parts, 2)).format(drug=drug)}
+    return {"text": " ".join(rng.sample(parts, 2)).format(drug=truth)}
 
 
-def _project(world: World, task_type: str, title: str, rubric: dict[str, Any]) -> Any:
+def is_good_text(text: str) -> bool:
+    return not any(part.split("{drug}")[0] in text for part in BAD_PARTS if part.split("{drug}")[0])
+
+
+def _project(world: Any, task_type: str, title: str, rubric: dict[str, Any]) -> Any:
     from projects import services as project_services
 
-    return project_services.project_create(
+    reviewed = task_type in ("demonstration", "correction")
+    project = project_services.project_create(
         lab=world.project.lab,
         created_by=world.owner,
         data={
@@ -80,7 +85,7 @@ def _project(world: World, task_type: str, title: str, rubric: dict[str, Any]) -
             "description": f"Simulated {task_type} work on medication questions.",
             "domain": "medicine",
             "task_type": task_type,
-            "base_rate": 200 if task_type in ("demonstration", "correction") else 120,
+            "base_rate": 200 if reviewed else 120,
             "pay_unit": "task",
             "currency": "usd",
             "redundancy": 3,
@@ -90,9 +95,13 @@ def _project(world: World, task_type: str, title: str, rubric: dict[str, Any]) -
             "rubric": rubric,
         },
     )
+    if reviewed:
+        type(project).objects.filter(pk=project.pk).update(review_rate=0.5, review_pay=50)
+        project.refresh_from_db()
+    return project
 
 
-def create_side_projects(world: World) -> list[SideProject]:
+def create_side_projects(world: Any) -> list[SideProject]:
     from payouts.services import funding
     from projects import services as project_services
     from projects.models import Item, ProjectStatus
@@ -142,7 +151,7 @@ def create_side_projects(world: World) -> list[SideProject]:
         project_services.items_import(
             project=project, stream=io.BytesIO(body), content_length=len(body), is_gold=False
         )
-        amount = 3 * SIDE_ITEMS * 400 + 50_000
+        amount = 3 * SIDE_ITEMS * 600 + 50_000
         _, url = funding.funding_checkout_create(
             project=project, amount=amount, created_by=world.owner
         )
@@ -162,60 +171,117 @@ def create_side_projects(world: World) -> list[SideProject]:
     return side
 
 
-def work_side_projects(world: World, side: list[SideProject]) -> int:
-    from projects import routing
+def certify_reviewers(world: Any) -> list[tuple[Any, str]]:
+    """Careful experts, and one average expert who accepts everything, get reviewer
+    certifications in cardiology."""
+    from django.utils import timezone
 
+    from contributors.models import Certification, CertificationRole, Skill
+
+    skill = Skill.objects.get(key="medicine.cardiology")
+    careful = [user for user, persona in world.experts if persona == "careful"][:REVIEWERS]
+    stamp = next(user for user, persona in world.experts if persona == "average")
+    reviewers = [(user, "careful") for user in careful] + [(stamp, "rubber_stamp")]
+    for user, _ in reviewers:
+        Certification.objects.create(
+            user=user,
+            skill=skill,
+            level=4,
+            role=CertificationRole.REVIEWER,
+            issued_at=timezone.now(),
+            expires_at=timezone.now() + timedelta(days=365),
+        )
+    return reviewers
+
+
+def work_side_projects(
+    world: Any, side: list[SideProject], clock: SimClock, shift_seconds: float
+) -> int:
     submitted = 0
     for entry in side:
         project = entry.project
-        active = list(world.experts)
-        while active:
-            world.rng.shuffle(active)
-            still = []
-            for user, persona in active:
-                try:
-                    claim = routing.assignment_claim(expert=user, project=project)
-                except routing.NotQualified:
-                    continue
-                if claim is None:
-                    continue
-                item = claim.assignment.item
-                answer = answer_side(
-                    persona, project.task_type, item, entry.truth[item.pk], world.rng
-                )
-                seconds = max(3, int(world.rng.gauss(SECONDS[persona], SECONDS[persona] / 4)))
-                routing.assignment_submit(
-                    assignment=claim.assignment, answer=answer, rationale="", seconds_spent=seconds
-                )
-                submitted += 1
-                still.append((user, persona))
-            active = still
+
+        def answer(user: Any, persona: str, assignment: Any, entry: SideProject = entry) -> Any:
+            truth = entry.truth[assignment.item_id]
+            return answer_side(persona, entry.project.task_type, truth, world.rng)
+
+        log = work_shift(
+            project=project,
+            experts=world.experts,
+            answer=answer,
+            clock=clock,
+            shift_seconds=shift_seconds,
+            rng=world.rng,
+        )
+        submitted += log.submitted
+        world.merge_log(log)
     world.report.add(f"{submitted} labels on the side projects")
     return submitted
 
 
-def score_side_projects(world: World, side: list[SideProject], seed: int) -> dict[str, float]:
-    """Scoring runs for rating and ranking, and their consensus accuracy against the truth."""
+def review_side_projects(
+    world: Any, side: list[SideProject], reviewers: list[tuple[Any, str]], clock: SimClock
+) -> int:
+    """Reviewers work the review queues in simulated time: a careful reviewer accepts good
+    text and rejects bad, the rubber stamp accepts everything."""
+    from projects import reviews
+
+    decided = 0
+    for entry in side:
+        if entry.project.task_type not in ("demonstration", "correction"):
+            continue
+        for reviewer, style in itertools_cycle(reviewers, entry.project):
+            review = reviews.review_claim(reviewer=reviewer, project=entry.project)
+            if review is None:
+                break
+            clock.advance_to(clock.now + timedelta(seconds=REVIEW_SECONDS))
+            text = review.submission.answer.get("text", "")
+            accept = style == "rubber_stamp" or is_good_text(text)
+            reviews.review_decide(
+                review=review,
+                reviewer=reviewer,
+                decision="accepted" if accept else "rejected",
+                reason="" if accept else "Gives unsafe advice.",
+            )
+            decided += 1
+    world.report.add(f"{decided} reviews decided on demonstrations and corrections")
+    return decided
+
+
+def itertools_cycle(reviewers: list[tuple[Any, str]], project: Any) -> Any:
+    """Reviewers take turns until the queue is empty (at most the project's labels)."""
+    from projects.models import Review
+
+    limit = Review.objects.filter(project=project).count() + len(reviewers)
+    for turn in range(limit):
+        yield reviewers[turn % len(reviewers)]
+
+
+def score_side_projects(world: Any, side: list[SideProject], seed: int) -> dict[str, float]:
+    """Scoring runs for every side project (their snapshots release the pending pay), and the
+    rating and ranking consensus accuracy against the truth."""
+    from demo.simulation import finished
+    from demo.simulation import release_pending as release
     from scoring import services as scoring_services
     from scoring.models import ItemConsensus
 
     accuracy: dict[str, float] = {}
     for entry in side:
         project = entry.project
-        if project.task_type not in ("rating", "ranking"):
-            continue
         run = scoring_services.scoring_run_create(
             project=project, created_by=world.owner, seed=seed
         )
-        run = scoring_services.scoring_run_execute(run_id=run.pk)
-        run = _finished(run)
-        consensus = ItemConsensus.objects.filter(run=run)
+        run = finished(scoring_services.scoring_run_execute(run_id=run.pk))
+        release(run)
+        if project.task_type not in ("rating", "ranking"):
+            continue
+        target = "ranking" if project.task_type == "ranking" else f"dim:{DIMENSIONS[0].key}"
         hits = []
-        for row in consensus:
+        for row in ItemConsensus.objects.filter(run=run, target=target):
             truth = entry.truth[row.item_id]
             if project.task_type == "ranking":
-                best = int(np.argmax([_weighted(quality) for quality in truth]))
-                hits.append(int(row.value) == best)
+                best = int(np.argmax([weighted_quality(quality) for quality in truth]))
+                hits.append(int(row.value[0]) == best)
             else:
                 first = DIMENSIONS[0]
                 hits.append(abs(int(row.value) - first.value(truth[first.key])) <= 1)
@@ -223,6 +289,7 @@ def score_side_projects(world: World, side: list[SideProject], seed: int) -> dic
     world.report.add(
         "Side-project consensus vs truth: "
         + ", ".join(f"{kind} {value:.3f}" for kind, value in accuracy.items())
-        + " (ranking: the best response; rating: the first dimension within one step)"
+        + " (ranking: the best response by Bradley-Terry; rating: the first dimension within "
+        "one step)"
     )
     return accuracy
