@@ -92,6 +92,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "marketplace.middleware.SecurityHeadersMiddleware",
+    "marketplace.middleware.ApiErrorShapeMiddleware",
+    "marketplace.middleware.JsonBodyGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -250,6 +252,12 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "marketplace.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": API_RENDERERS,
+    # JSON input goes through `marketplace.safejson` (nesting, unstorable text and numbers).
+    "DEFAULT_PARSER_CLASSES": [
+        "marketplace.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     # `?format=` belongs to the export endpoint (dpo|rm|ratings|sft), not to DRF's renderer switch.
     "URL_FORMAT_OVERRIDE": None,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from marketplace import api, health, views, webhooks_api
 
+handler400 = "marketplace.errors.bad_request"
 handler404 = "marketplace.errors.page_not_found"
 handler500 = "marketplace.errors.server_error"
 
