@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from marketplace import safejson
 from marketplace.errors import Conflict, DomainError
 from projects.models import (
     RESPONSE_COUNTS,
@@ -204,8 +205,6 @@ def _responses(payload: dict[str, Any]) -> list[str]:
 
 def _schema_errors(payload: dict[str, Any]) -> list[str]:
     """Problems of a structured output against its JSON Schema (empty when it conforms)."""
-    import json
-
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
 
@@ -218,13 +217,20 @@ def _schema_errors(payload: dict[str, Any]) -> list[str]:
         return [f"the schema itself is invalid: {error.message}"]
     text = _responses(payload)[0]
     try:
-        document = json.loads(text)
+        # The output is model text: as deep or as odd as a client's body could be.
+        document = safejson.loads(text)
     except ValueError as error:
         return [f"not JSON: {error}"]
     validator = Draft202012Validator(schema)
+    try:
+        found = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+    except RecursionError:
+        # A schema that refers to itself without consuming the instance ({"$ref": "#"})
+        # recurses for ever; it must not stop routing for every event after it.
+        return ["the schema could not be applied: it refers to itself without end"]
     return [
         f"{'/'.join(str(part) for part in error.absolute_path) or '(root)'}: {error.message}"
-        for error in sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+        for error in found
     ][:50]
 
 
