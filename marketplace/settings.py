@@ -93,7 +93,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "marketplace.middleware.SecurityHeadersMiddleware",
     "marketplace.middleware.ApiErrorShapeMiddleware",
-    "marketplace.middleware.JsonBodyGuardMiddleware",
+    "marketplace.middleware.InputGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -213,3 +213,28 @@ def test_wrong_methods_on_api_paths_answer_405_in_the_error_shape(
     assert response.status_code == 405
     assert error_of(response)["code"] == "method_not_allowed"
     assert "POST" in response["Allow"]
+
+
+def test_nul_in_a_query_parameter_is_400_naming_it(client_for: Client, expert: User) -> None:
+    response = client_for(expert).get("/api/v1/skills/?status=pending%00")
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["code"] == "validation_error"
+    assert [problem["field"] for problem in error["details"]] == ["status"]
+
+
+@pytest.mark.parametrize(
+    ("path", "header", "value"),
+    [
+        ("/api/v1/labs/", "HTTP_X_SESSION_TOKEN", "abcdefghij\x00k"),
+        ("/api/v1/labs/", "HTTP_AUTHORIZATION", "Bearer mk_abc\x00_secret"),
+        (f"{HEADLESS}/auth/session", "HTTP_X_SESSION_TOKEN", "abcdefghij\x00k"),
+    ],
+    ids=["session-token", "api-key", "headless-session"],
+)
+def test_nul_in_a_credential_header_is_400(
+    anonymous: APIClient, path: str, header: str, value: str
+) -> None:
+    response = anonymous.get(path, **{header: value})
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "bad_header"

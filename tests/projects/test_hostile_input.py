@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from marketplace.models import Lab, User
 from projects import feed
 from projects.models import FeedEvent, GoldAnswer, Item, Project, Submission
+from tests.conftest import browser
 from tests.contributors.factories import qualify_for_cardiology
 from tests.projects.factories import make_project, open_project, pairwise_line
 
@@ -194,4 +195,27 @@ def test_submit_refuses_unstorable_text_in_rationale_and_blame(
     assert response.status_code == 400, response.content
     fields = [problem["field"] for problem in response.json()["error"]["details"]]
     assert fields == ["blame.reason", "rationale"]
+    assert not Submission.objects.exists()
+
+
+def test_the_labeling_page_refuses_nul_in_form_fields(
+    expert: User, lab: Lab, lab_owner: User
+) -> None:
+    project = open_project(lab, lab_owner)
+    qualify_for_cardiology(expert)
+    page = browser(expert)
+    claimed = page.post("/work/next/", {"project": project.pk})
+    assert claimed.status_code == 302
+    form = {
+        "preference": "a",
+        "dim.correctness.0": "6",
+        "dim.correctness.1": "3",
+        "dim.safety.0": "1",
+        "dim.safety.1": "0",
+        "seconds_spent": "41",
+        "rationale": "A cites\x00 the guideline.",
+    }
+    response = page.post(claimed["Location"], form)
+    assert response.status_code == 400
+    assert [problem["field"] for problem in response.json()["error"]["details"]] == ["rationale"]
     assert not Submission.objects.exists()
