@@ -273,6 +273,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # `<id:...>` (marketplace.converters): a positive signed 64-bit integer.
+    "PATH_CONVERTER_OVERRIDES": {
+        "id": {"type": "integer", "format": "int64", "minimum": 0, "maximum": 2**63 - 1}
+    },
     "COMPONENT_SPLIT_REQUEST": True,
     # Served from the installed sidecar package: the product must work offline.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -141,9 +141,9 @@ urlpatterns = [
     path("expert/earnings/", expert_earnings, name="expert-earnings"),
     path("expert/payout-account/", expert_payout_account, name="expert-payout-account"),
     path("desk/payout-runs/", desk_payout_runs, name="desk-payout-runs"),
-    path("desk/payout-runs/<int:run_id>/", desk_payout_run, name="desk-payout-run"),
+    path("desk/payout-runs/<id:run_id>/", desk_payout_run, name="desk-payout-run"),
     path(
-        "desk/payout-runs/<int:run_id>/action/",
+        "desk/payout-runs/<id:run_id>/action/",
         desk_payout_run_action,
         name="desk-payout-run-action",
     ),
