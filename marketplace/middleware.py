@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 
 from marketplace import safejson
 from marketplace.errors import DEFAULT_ERROR_CODES, HEADLESS_PREFIX, error_response
+from marketplace.ratelimits import DEFAULT_RETRY_AFTER_SECONDS
 
 # No inline script anywhere: every page's behaviour comes from files under /static/. Item text
 # is escaped on top of this, so the policy is a second line of defence, not the only one.
@@ -181,13 +182,20 @@ class InputGuardMiddleware:
 
 class ApiErrorShapeMiddleware:
     """Every 4xx under /api/ in the error shape, including the ones Django answers itself
-    (an unknown path, in debug mode too; a 400 or 405 from outside DRF)."""
+    (an unknown path, in debug mode too; a 400 or 405 from outside DRF); every 429 of
+    allauth's headless API with a Retry-After."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
+        if (
+            response.status_code == 429
+            and "Retry-After" not in response
+            and request.path.startswith(HEADLESS_PREFIX)
+        ):
+            response["Retry-After"] = str(DEFAULT_RETRY_AFTER_SECONDS)
         if (
             request.path.startswith("/api/")
             and 400 <= response.status_code < 500
