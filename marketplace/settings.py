@@ -258,7 +258,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "marketplace.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "marketplace.schema.AutoSchema",
     "EXCEPTION_HANDLER": "marketplace.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": API_RENDERERS,
     # JSON input goes through `marketplace.safejson` (nesting, unstorable text and numbers).
@@ -299,6 +299,8 @@ SPECTACULAR_SETTINGS = {
         "CertificationRoleEnum": "contributors.models.CertificationRole",
         "PayoutRunStatusEnum": "payouts.models.PayoutRunStatus",
         "PayoutLineStatusEnum": "payouts.models.PayoutLineStatus",
+        "ProjectAccessPublicEnum": ["public"],
+        "ProjectAccessLabEnum": ["lab"],
     },
 }
 
