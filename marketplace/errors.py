@@ -7,6 +7,7 @@ found as `{"field": "<dotted.path>" | null, "message", "code"}` (or `"line"` for
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -146,7 +147,30 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if isinstance(exc, exceptions.Throttled) and wait is not None:
             details = {"retry_after_seconds": int(wait)}
         response.data = error_body(code, message, details)
+        if response.status_code == 429 and "Retry-After" not in response:
+            response["Retry-After"] = str(_retry_after_seconds(details))
     return response
+
+
+def _retry_after_seconds(details: Any) -> int:
+    """When a 429's details say when to come back, the Retry-After header says it too."""
+    from datetime import datetime
+
+    from django.utils import timezone
+
+    if isinstance(details, dict):
+        for key in ("retry_after_seconds", "retry_after"):
+            if isinstance(details.get(key), int | float):
+                return max(1, math.ceil(details[key]))
+        when = details.get("next_attempt_at")
+        if isinstance(when, str):
+            try:
+                moment = datetime.fromisoformat(when)
+            except ValueError:
+                moment = None
+            if moment is not None:
+                return max(1, math.ceil((moment - timezone.now()).total_seconds()))
+    return 60
 
 
 def _is_api_path(request: HttpRequest) -> bool:
