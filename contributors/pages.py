@@ -41,7 +41,7 @@ from contributors.serializers import (
 )
 from marketplace.answer_forms import controls, dimension_answers
 from marketplace.models import User
-from marketplace.pages import error_messages, flash_errors, page_user, staff_desk
+from marketplace.pages import error_messages, flash_errors, page_user, posted_number, staff_desk
 
 
 def _lines(text: str) -> list[str]:
@@ -151,7 +151,7 @@ def expert_applications(request: HttpRequest) -> HttpResponse:
         payload = ApplicationCreateSerializer(
             data={
                 "skill": request.POST.get("skill", ""),
-                "level": int(request.POST.get("level") or 1),
+                "level": posted_number(request.POST, "level", 1),
                 "statement": request.POST.get("statement", ""),
                 "links": _lines(request.POST.get("links", "")),
             }
@@ -340,9 +340,9 @@ def desk_certifications(request: HttpRequest) -> HttpResponse:
             data={
                 "user": expert.pk if expert else 0,
                 "skill": request.POST.get("skill", ""),
-                "level": int(request.POST.get("level") or 1),
+                "level": posted_number(request.POST, "level", 1),
                 "role": request.POST.get("role", CertificationRole.EXPERT),
-                "days": int(request.POST.get("days") or 365),
+                "days": posted_number(request.POST, "days", 365),
             }
         )
         if expert is None:

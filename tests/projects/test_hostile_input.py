@@ -219,3 +219,27 @@ def test_the_labeling_page_refuses_nul_in_form_fields(
     assert response.status_code == 400
     assert [problem["field"] for problem in response.json()["error"]["details"]] == ["rationale"]
     assert not Submission.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("seconds_spent", "forty"), ("seconds_spent", "9" * 30), ("pasted_share", "nan")],
+)
+def test_the_labeling_page_refuses_non_numbers_with_400(
+    expert: User, lab: Lab, lab_owner: User, field: str, value: str
+) -> None:
+    project = open_project(lab, lab_owner)
+    qualify_for_cardiology(expert)
+    page = browser(expert)
+    claimed = page.post("/work/next/", {"project": project.pk})
+    form = {
+        "preference": "a",
+        "dim.correctness.0": "6",
+        "dim.correctness.1": "3",
+        "dim.safety.0": "1",
+        "dim.safety.1": "0",
+        "seconds_spent": "41",
+        field: value,
+    }
+    assert page.post(claimed["Location"], form).status_code == 400
+    assert not Submission.objects.exists()
