@@ -238,3 +238,16 @@ def test_nul_in_a_credential_header_is_400(
     response = anonymous.get(path, **{header: value})
     assert response.status_code == 400
     assert error_of(response)["code"] == "bad_header"
+
+
+def test_a_multipart_body_without_a_boundary_is_400(client_for: Client, lab_owner: User) -> None:
+    from tests.conftest import browser
+
+    body = b'--x\r\nContent-Disposition: form-data; name="name"\r\n\r\nLab\r\n--x--\r\n'
+    labs_before = Lab.objects.count()
+    response = post_raw(client_for(lab_owner), "/api/v1/labs/", body, "multipart/form-data")
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "bad_request"
+    page = browser(lab_owner).post("/work/next/", body, content_type="multipart/form-data")
+    assert page.status_code == 400
+    assert Lab.objects.count() == labs_before
