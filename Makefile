@@ -10,6 +10,9 @@ export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The demos turn Django's debug pages on only while they listen on a loopback address;
+# `DJANGO_DEBUG=false make demo` (or any other HOST) keeps them off. Debug is off otherwise.
+DEMO_DEBUG := $(if $(DJANGO_DEBUG),$(DJANGO_DEBUG),$(if $(filter 127.0.0.1 localhost ::1,$(HOST)),true,false))
 PYTEST_WORKERS ?= auto
 
 .PHONY: demo demo-distributed test lint bench worker beat serve migrate install clean
@@ -37,7 +40,7 @@ demo: migrate
 	export SITE_URL=http://$(HOST):$(PORT); \
 	  $(PY) manage.py stripe_local --port $(STRIPE_PORT) --balance 100000000 & \
 	  STRIPE_PID=$$!; trap "kill $$STRIPE_PID 2>/dev/null" EXIT INT TERM; \
-	  $(PY) manage.py runserver $(HOST):$(PORT) --noreload
+	  DJANGO_DEBUG=$(DEMO_DEBUG) $(PY) manage.py runserver $(HOST):$(PORT) --noreload
 
 # The same simulation on PostgreSQL + Redis with a separate Celery worker: scoring runs fan
 # their Shapley batches out over the worker. Needs the local PostgreSQL and Redis services.
@@ -55,7 +58,8 @@ demo-distributed: $(STAMP)
 	  trap "kill $$WORKER $$STRIPE_PID 2>/dev/null" EXIT INT TERM; \
 	  $(PY) manage.py simulate --seed 7 --items $(DEMO_ITEMS) && $(PY) manage.py seed_demo && \
 	  echo "Serving on http://$(HOST):$(PORT)/ (PostgreSQL + Redis + Celery worker)" && \
-	  $(BIN)/gunicorn marketplace.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4; }
+	  DJANGO_DEBUG=$(DEMO_DEBUG) $(BIN)/gunicorn marketplace.wsgi --bind $(HOST):$(PORT) \
+	    --workers 2 --threads 4; }
 
 serve: migrate
 	$(BIN)/gunicorn marketplace.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4

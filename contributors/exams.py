@@ -24,6 +24,44 @@ def _rubric(question: ExamQuestion) -> list[GoldDimension]:
     ]
 
 
+def _finite(value: Any) -> float | None:
+    """The answer as a finite float, or None (not a number, or beyond a double: 10**400)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | bool) or _finite(value) is not None
+
+
+def _is_pairwise_shape(answer: Any) -> bool:
+    """An answer in the API.md shape, with plain values only: the gold scorer compares and
+    hashes what it is given, so nested or oversized values never reach it."""
+    if not isinstance(answer, dict):
+        return False
+    if "preference" in answer and not isinstance(answer["preference"], str):
+        return False
+    ranking = answer.get("ranking")
+    if ranking is not None and not (
+        isinstance(ranking, list)
+        and all(isinstance(index, int) and not isinstance(index, bool) for index in ranking)
+    ):
+        return False
+    values = answer.get("answers", {})
+    if not isinstance(values, dict):
+        return False
+    return all(
+        _is_scalar(value)
+        or (isinstance(value, list) and all(_is_scalar(element) for element in value))
+        for value in values.values()
+    )
+
+
 def grade_question(question: ExamQuestion, answer: Any) -> float:
     """The share of the question's points an answer earns, in [0, 1]. Bad shapes earn 0."""
     key = question.answer_key
@@ -36,15 +74,10 @@ def grade_question(question: ExamQuestion, answer: Any) -> float:
             return 0.0
         return 1.0 if set(answer) == set(key.get("options", [])) else 0.0
     if question.kind == QuestionKind.NUMERIC:
-        if isinstance(answer, bool) or not isinstance(answer, int | float):
+        number = _finite(answer)
+        if number is None:
             return 0.0
-        if not math.isfinite(float(answer)):
-            return 0.0
-        return (
-            1.0
-            if abs(float(answer) - float(key["value"])) <= float(key.get("tolerance", 0))
-            else 0.0
-        )
+        return 1.0 if abs(number - float(key["value"])) <= float(key.get("tolerance", 0)) else 0.0
     if question.kind == QuestionKind.SHORT_TEXT:
         if not isinstance(answer, str) or len(answer) > MAX_TEXT_ANSWER:
             return 0.0
@@ -54,7 +87,7 @@ def grade_question(question: ExamQuestion, answer: Any) -> float:
             1.0 if answer.strip().casefold() == str(key.get("text", "")).strip().casefold() else 0.0
         )
     if question.kind == QuestionKind.PAIRWISE:
-        if not isinstance(answer, dict):
+        if not _is_pairwise_shape(answer):
             return 0.0
         score = gold_item_score(answer=answer, gold=key, dimensions=_rubric(question))
         return score or 0.0

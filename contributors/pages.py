@@ -41,7 +41,7 @@ from contributors.serializers import (
 )
 from marketplace.answer_forms import controls, dimension_answers
 from marketplace.models import User
-from marketplace.pages import error_messages, flash_errors, page_user, staff_desk
+from marketplace.pages import error_messages, flash_errors, page_user, posted_number, staff_desk
 
 
 def _lines(text: str) -> list[str]:
@@ -151,7 +151,7 @@ def expert_applications(request: HttpRequest) -> HttpResponse:
         payload = ApplicationCreateSerializer(
             data={
                 "skill": request.POST.get("skill", ""),
-                "level": int(request.POST.get("level") or 1),
+                "level": posted_number(request.POST, "level", 1),
                 "statement": request.POST.get("statement", ""),
                 "links": _lines(request.POST.get("links", "")),
             }
@@ -342,9 +342,9 @@ def desk_certifications(request: HttpRequest) -> HttpResponse:
             data={
                 "user": expert.pk if expert else 0,
                 "skill": request.POST.get("skill", ""),
-                "level": int(request.POST.get("level") or 1),
+                "level": posted_number(request.POST, "level", 1),
                 "role": request.POST.get("role", CertificationRole.EXPERT),
-                "days": int(request.POST.get("days") or 365),
+                "days": posted_number(request.POST, "days", 365),
             }
         )
         if expert is None:
@@ -473,22 +473,22 @@ urlpatterns = [
     path("expert/profile/", expert_profile, name="expert-profile"),
     path("expert/applications/", expert_applications, name="expert-applications"),
     path("expert/exams/", expert_exams, name="expert-exams"),
-    path("expert/exams/<int:exam_id>/start/", exam_start, name="expert-exam-start"),
-    path("expert/attempts/<int:attempt_id>/", exam_attempt, name="expert-attempt"),
+    path("expert/exams/<id:exam_id>/start/", exam_start, name="expert-exam-start"),
+    path("expert/attempts/<id:attempt_id>/", exam_attempt, name="expert-attempt"),
     path("desk/", desk_home, name="desk-home"),
     path("desk/applications/", desk_applications, name="desk-applications"),
     path(
-        "desk/applications/<int:application_id>/decide/",
+        "desk/applications/<id:application_id>/decide/",
         desk_application_decide,
         name="desk-application-decide",
     ),
     path("desk/certifications/", desk_certifications, name="desk-certifications"),
     path(
-        "desk/certifications/<int:certification_id>/revoke/",
+        "desk/certifications/<id:certification_id>/revoke/",
         desk_certification_revoke,
         name="desk-certification-revoke",
     ),
     path("desk/suspensions/", desk_suspensions, name="desk-suspensions"),
     path("desk/suspensions/change/", desk_expert_suspension, name="desk-expert-suspension"),
-    path("desk/held/<int:user_id>/", desk_held_money, name="desk-held-money"),
+    path("desk/held/<id:user_id>/", desk_held_money, name="desk-held-money"),
 ]

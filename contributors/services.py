@@ -244,6 +244,42 @@ def exam_eligibility(*, exam: Exam, user: User, now: datetime | None = None) -> 
     )
 
 
+def _draw_questions(*, exam: Exam, user: User, bank: list[int]) -> list[int]:
+    """The questions of a new attempt: a random sample, least exposed questions first.
+
+    The retake rule: questions this expert was never served come first; then questions served
+    before whose result was never shown (an attempt left unsubmitted, or an exam without
+    feedback); then, with feedback on, questions the expert was told were right; questions
+    the expert was told were wrong come last. So a retake repeats a question whose result the
+    expert saw only when the bank has no other question left. Random within each group.
+    """
+    earlier = ExamAttempt.objects.filter(exam=exam, user=user).only(
+        "question_ids", "wrong_question_ids", "submitted_at"
+    )
+    served: set[int] = set()
+    shown_right: set[int] = set()
+    shown_wrong: set[int] = set()
+    for attempt in earlier:
+        served.update(attempt.question_ids)
+        if exam.allows_feedback and attempt.submitted_at is not None:
+            wrong = set(attempt.wrong_question_ids)
+            shown_wrong |= wrong
+            shown_right |= set(attempt.question_ids) - wrong
+
+    def exposure(question_id: int) -> int:
+        if question_id in shown_wrong:
+            return 3
+        if question_id in shown_right:
+            return 2
+        return 1 if question_id in served else 0
+
+    # sorted() is stable: a random order first keeps the choice random within each group.
+    ordered = sorted(_sampler.sample(bank, len(bank)), key=exposure)
+    chosen = ordered[: min(exam.question_count, len(bank))]
+    _sampler.shuffle(chosen)  # the order must not tell which questions are repeats
+    return chosen
+
+
 def exam_attempt_start(*, exam: Exam, user: User) -> ExamAttempt:
     """Start a timed attempt with a fresh random sample of the question bank."""
     with transaction.atomic():
@@ -273,7 +309,7 @@ def exam_attempt_start(*, exam: Exam, user: User) -> ExamAttempt:
         bank = list(exam.questions.values_list("id", flat=True))
         if not bank:
             raise DomainError("This exam has no questions yet.", code="exam_empty")
-        sample = _sampler.sample(bank, min(exam.question_count, len(bank)))
+        sample = _draw_questions(exam=exam, user=user, bank=bank)
         now = timezone.now()
         return ExamAttempt.objects.create(
             exam=exam,

@@ -6,4 +6,7 @@ class MarketplaceConfig(AppConfig):
     verbose_name = "Accounts and labs"
 
     def ready(self) -> None:
-        from marketplace import checks, schema  # noqa: F401  (registers checks and schemes)
+        from marketplace import checks, converters, schema  # noqa: F401  (registers checks and schemes)
+
+        # Before any urls.py is loaded: every integer id in a path uses `<id:...>`.
+        converters.register()

@@ -34,3 +34,19 @@ def email_verification_check(app_configs: Any, **kwargs: Any) -> list[Warning]:
             )
         ]
     return []
+
+
+@register(Tags.security, deploy=True)
+def production_mode_check(app_configs: Any, **kwargs: Any) -> list[Warning]:
+    # DJANGO_DEBUG=false alone no longer means production (debug is off by default): a deploy
+    # that still relies on it gets the development defaults, and this says so.
+    if not settings.PRODUCTION:
+        return [
+            Warning(
+                "The development defaults are in use (loopback hosts, generated secret key, "
+                "optional email verification, http webhooks, no secure cookies).",
+                hint="Set DJANGO_PRODUCTION=true in production.",
+                id="marketplace.W003",
+            )
+        ]
+    return []

@@ -7,9 +7,11 @@ found as `{"field": "<dotted.path>" | null, "message", "code"}` (or `"line"` for
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -56,7 +58,7 @@ class DomainError(exceptions.APIException):
         self.details = details
 
 
-_DEFAULT_CODES = {
+DEFAULT_ERROR_CODES = {
     400: "bad_request",
     401: "not_authenticated",
     403: "permission_denied",
@@ -139,13 +141,36 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             message = str(detail)
         code = getattr(detail, "code", None)
         if not code or code in ("error", "invalid"):
-            code = _DEFAULT_CODES.get(response.status_code, "error")
+            code = DEFAULT_ERROR_CODES.get(response.status_code, "error")
         details = getattr(exc, "details", None)
         wait = getattr(exc, "wait", None)
         if isinstance(exc, exceptions.Throttled) and wait is not None:
             details = {"retry_after_seconds": int(wait)}
         response.data = error_body(code, message, details)
+        if response.status_code == 429 and "Retry-After" not in response:
+            response["Retry-After"] = str(_retry_after_seconds(details))
     return response
+
+
+def _retry_after_seconds(details: Any) -> int:
+    """When a 429's details say when to come back, the Retry-After header says it too."""
+    from datetime import datetime
+
+    from django.utils import timezone
+
+    if isinstance(details, dict):
+        for key in ("retry_after_seconds", "retry_after"):
+            if isinstance(details.get(key), int | float):
+                return max(1, math.ceil(details[key]))
+        when = details.get("next_attempt_at")
+        if isinstance(when, str):
+            try:
+                moment = datetime.fromisoformat(when)
+            except ValueError:
+                moment = None
+            if moment is not None:
+                return max(1, math.ceil((moment - timezone.now()).total_seconds()))
+    return 60
 
 
 def _is_api_path(request: HttpRequest) -> bool:
@@ -158,6 +183,19 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
     from django.views.defaults import page_not_found as django_page_not_found
 
     return django_page_not_found(request, exception or Http404())
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's own 400s (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, a disallowed host...)."""
+    if _is_api_path(request) or request.path.startswith(HEADLESS_PREFIX):
+        if isinstance(exception, RequestDataTooBig | TooManyFieldsSent | TooManyFilesSent):
+            return error_response(
+                request, 413, "payload_too_large", "The request body is too large."
+            )
+        return error_response(request, 400, "bad_request", "Bad request.")
+    from django.views.defaults import bad_request as django_bad_request
+
+    return django_bad_request(request, exception or Exception())
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
@@ -175,3 +213,26 @@ def server_error(request: HttpRequest) -> HttpResponse:
     from django.views.defaults import server_error as django_server_error
 
     return django_server_error(request)
+
+
+# allauth's headless API answers errors as `{"status", "errors": [{"message", "code"}]}`; what
+# this project answers on its paths carries that shape beside ours, so both kinds of client read it.
+HEADLESS_PREFIX = "/_allauth/"
+
+
+def error_response(
+    request: HttpRequest, status_code: int, code: str, message: str, details: Any = None
+) -> JsonResponse:
+    body: dict[str, Any] = error_body(code, message, details)
+    if request.path.startswith(HEADLESS_PREFIX):
+        body["status"] = status_code
+        problems = details if isinstance(details, list) and details else None
+        body["errors"] = (
+            [
+                {"message": problem["message"], "code": problem["code"], "param": problem["field"]}
+                for problem in problems
+            ]
+            if problems
+            else [{"message": message, "code": code}]
+        )
+    return JsonResponse(body, status=status_code)

@@ -86,4 +86,4 @@ def _apply(request: HttpRequest, lab: Lab, action: str) -> str | None:
     return None
 
 
-urlpatterns = [path("labs/<int:lab_id>/settings/", lab_settings, name="console-lab-settings")]
+urlpatterns = [path("labs/<id:lab_id>/settings/", lab_settings, name="console-lab-settings")]

@@ -7,11 +7,13 @@ reach answers 404.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from functools import wraps
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import BadRequest
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from rest_framework import exceptions
@@ -78,3 +80,22 @@ def flash_errors(request: HttpRequest, error: exceptions.APIException) -> None:
 
     for message in error_messages(error):
         messages.error(request, message)
+
+
+def posted_number(
+    data: Any, name: str, default: float | None, *, kind: type[int] | type[float] = int
+) -> Any:
+    """A number from a form field, or 400: a page form typed by hand (or by a script) must not
+    turn `int("abc")` into a 500. Integers stay within a signed 64-bit column; floats finite."""
+    raw = (data.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except (ValueError, OverflowError):
+        raise BadRequest(f"'{name}' must be a number.") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadRequest(f"'{name}' must be a finite number.")
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise BadRequest(f"'{name}' is out of range.")
+    return value

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from marketplace import selectors
+from marketplace.emails import email_problem, normalize_email
 from marketplace.errors import Conflict, DomainError
 from marketplace.models import ApiKey, Lab, LabInvitation, Membership, Role, User
 
@@ -37,7 +38,14 @@ def lab_member_add(
     until an account proves it owns that email (see `lab_invitations_accept`): membership must
     never go to whoever merely typed someone else's address at signup.
     """
-    email = email.strip().lower()
+    email = normalize_email(email)
+    problem = email_problem(email)
+    if problem is not None:
+        raise DomainError(
+            problem,
+            code="mixed_script_email",
+            details=[{"field": "email", "message": problem, "code": "mixed_script_email"}],
+        )
     user = selectors.user_by_email(email=email)
     try:
         with transaction.atomic():

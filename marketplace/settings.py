@@ -4,6 +4,12 @@ Every value comes from the environment through django-environ; `.env.example` an
 table document each one. With no environment at all the project runs the *embedded default*:
 SQLite under ``var/``, Celery tasks executed eagerly in-process, email printed to the console,
 a secret key generated once and kept in ``var/secret_key``.
+
+Two switches, kept apart: ``DJANGO_PRODUCTION`` chooses the defaults (development: loopback
+hosts, a generated secret key, optional email verification, http allowed; production: a secret
+key and host names required, secure cookies, HSTS, mandatory verification, https webhooks), and
+``DJANGO_DEBUG`` only turns on Django's debug pages. Debug is off unless asked for, in both
+modes, so no configuration answers an error with a traceback by default; production refuses it.
 """
 
 from __future__ import annotations
@@ -23,7 +29,10 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 DATA_DIR = Path(env.str("DJANGO_DATA_DIR", default=str(BASE_DIR / "var")))
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
+PRODUCTION = env.bool("DJANGO_PRODUCTION", default=False)
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+if PRODUCTION and DEBUG:
+    raise environ.ImproperlyConfigured("DJANGO_DEBUG=true is refused in production mode")
 
 
 def _local_secret_key(path: Path) -> str:
@@ -51,14 +60,14 @@ def _local_secret_key(path: Path) -> str:
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or ""
 if not SECRET_KEY:
-    if not DEBUG:
+    if PRODUCTION:
         raise environ.ImproperlyConfigured(
-            "DJANGO_SECRET_KEY is required when DJANGO_DEBUG=false (production mode)"
+            "DJANGO_SECRET_KEY is required when DJANGO_PRODUCTION=true"
         )
     SECRET_KEY = _local_secret_key(DATA_DIR / "secret_key")
 
 ALLOWED_HOSTS = env.list(
-    "DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"] if DEBUG else []
+    "DJANGO_ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost", "testserver"]
 )
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 # The public base URL, used in links the server sends out (emails, Stripe return URLs).
@@ -93,6 +102,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "marketplace.middleware.SecurityHeadersMiddleware",
+    "marketplace.middleware.ApiErrorShapeMiddleware",
+    "marketplace.middleware.InputGuardMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -181,7 +192,7 @@ ACCOUNT_UNIQUE_EMAIL = True
 # Demo-friendly by default ("optional": a verification email is sent but not awaited);
 # production mode makes it mandatory unless explicitly overridden.
 ACCOUNT_EMAIL_VERIFICATION = env.str(
-    "ACCOUNT_EMAIL_VERIFICATION", default="optional" if DEBUG else "mandatory"
+    "ACCOUNT_EMAIL_VERIFICATION", default="mandatory" if PRODUCTION else "optional"
 )
 # Codes instead of links where verification is mandatory: app clients (and the headless API)
 # can verify without a frontend URL. allauth allows codes only with mandatory verification, so
@@ -190,7 +201,7 @@ ACCOUNT_EMAIL_VERIFICATION_BY_CODE_ENABLED = ACCOUNT_EMAIL_VERIFICATION == "mand
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = True
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Marketplace] "
-ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 ACCOUNT_RATE_LIMITS_ENABLED = env.bool("ACCOUNT_RATE_LIMITS_ENABLED", default=True)
 if not ACCOUNT_RATE_LIMITS_ENABLED:
     ACCOUNT_RATE_LIMITS = False
@@ -223,14 +234,14 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
-            "django.contrib.staticfiles.storage.StaticFilesStorage"
-            if DEBUG
-            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
         )
     },
 }
 # Serve straight from the apps' static folders while developing, so no collectstatic is needed.
-WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_USE_FINDERS = not PRODUCTION
 
 # --- REST framework and OpenAPI --------------------------------------------------------------
 API_RENDERERS = ["rest_framework.renderers.JSONRenderer"]
@@ -248,9 +259,15 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "marketplace.pagination.StandardPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "marketplace.schema.AutoSchema",
     "EXCEPTION_HANDLER": "marketplace.errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": API_RENDERERS,
+    # JSON input goes through `marketplace.safejson` (nesting, unstorable text and numbers).
+    "DEFAULT_PARSER_CLASSES": [
+        "marketplace.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     # `?format=` belongs to the export endpoint (dpo|rm|ratings|sft), not to DRF's renderer switch.
     "URL_FORMAT_OVERRIDE": None,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -266,6 +283,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    # `<id:...>` (marketplace.converters): a positive signed 64-bit integer.
+    "PATH_CONVERTER_OVERRIDES": {
+        "id": {"type": "integer", "format": "int64", "minimum": 0, "maximum": 2**63 - 1}
+    },
     "COMPONENT_SPLIT_REQUEST": True,
     # Served from the installed sidecar package: the product must work offline.
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -279,6 +300,8 @@ SPECTACULAR_SETTINGS = {
         "CertificationRoleEnum": "contributors.models.CertificationRole",
         "PayoutRunStatusEnum": "payouts.models.PayoutRunStatus",
         "PayoutLineStatusEnum": "payouts.models.PayoutLineStatus",
+        "ProjectAccessPublicEnum": ["public"],
+        "ProjectAccessLabEnum": ["lab"],
     },
 }
 
@@ -315,7 +338,7 @@ CSRF_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-if not DEBUG:
+if PRODUCTION:
     SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
@@ -417,7 +440,7 @@ SCORING_SHAPLEY_PAIRS_PER_BATCH = env.int("SCORING_SHAPLEY_PAIRS_PER_BATCH", def
 
 # --- Outbound webhooks ----------------------------------------------------------------------
 # https only in production; http is allowed in development so a local receiver can be used.
-WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=DEBUG)
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=not PRODUCTION)
 # Hosts exempt from the public-address rule (tests' local receivers). Never set in production.
 WEBHOOK_UNSAFE_ALLOWED_HOSTS = env.list("WEBHOOK_UNSAFE_ALLOWED_HOSTS", default=[])
 # Seconds to wait before each retry after a failed attempt (Standard Webhooks style backoff);

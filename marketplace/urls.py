@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from marketplace import api, health, views, webhooks_api
 
+handler400 = "marketplace.errors.bad_request"
 handler404 = "marketplace.errors.page_not_found"
 handler500 = "marketplace.errors.server_error"
 
@@ -16,36 +17,36 @@ api_v1: list[URLPattern | URLResolver] = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("labs/", api.LabListCreateView.as_view(), name="lab-list"),
-    path("labs/<int:lab_id>/", api.LabDetailView.as_view(), name="lab-detail"),
-    path("labs/<int:lab_id>/members/", api.LabMembersView.as_view(), name="lab-members"),
+    path("labs/<id:lab_id>/", api.LabDetailView.as_view(), name="lab-detail"),
+    path("labs/<id:lab_id>/members/", api.LabMembersView.as_view(), name="lab-members"),
     path(
-        "labs/<int:lab_id>/members/<int:membership_id>/",
+        "labs/<id:lab_id>/members/<id:membership_id>/",
         api.LabMemberDetailView.as_view(),
         name="lab-member-detail",
     ),
-    path("labs/<int:lab_id>/api-keys/", api.LabApiKeysView.as_view(), name="lab-api-keys"),
+    path("labs/<id:lab_id>/api-keys/", api.LabApiKeysView.as_view(), name="lab-api-keys"),
     path(
-        "labs/<int:lab_id>/webhooks/",
+        "labs/<id:lab_id>/webhooks/",
         webhooks_api.WebhookEndpointsView.as_view(),
         name="lab-webhooks",
     ),
     path(
-        "labs/<int:lab_id>/webhooks/<int:endpoint_id>/",
+        "labs/<id:lab_id>/webhooks/<id:endpoint_id>/",
         webhooks_api.WebhookEndpointDetailView.as_view(),
         name="lab-webhook-detail",
     ),
     path(
-        "labs/<int:lab_id>/webhooks/<int:endpoint_id>/test/",
+        "labs/<id:lab_id>/webhooks/<id:endpoint_id>/test/",
         webhooks_api.WebhookTestView.as_view(),
         name="lab-webhook-test",
     ),
     path(
-        "labs/<int:lab_id>/webhooks/<int:endpoint_id>/deliveries/",
+        "labs/<id:lab_id>/webhooks/<id:endpoint_id>/deliveries/",
         webhooks_api.WebhookDeliveriesView.as_view(),
         name="lab-webhook-deliveries",
     ),
     path(
-        "labs/<int:lab_id>/api-keys/<int:key_id>/",
+        "labs/<id:lab_id>/api-keys/<id:key_id>/",
         api.LabApiKeyDetailView.as_view(),
         name="lab-api-key-detail",
     ),

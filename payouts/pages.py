@@ -12,7 +12,7 @@ from django.urls import path
 from django.views.decorators.http import require_POST
 from rest_framework import exceptions
 
-from marketplace.pages import error_messages, flash_errors, page_user, staff_desk
+from marketplace.pages import error_messages, flash_errors, page_user, posted_number, staff_desk
 from payouts import selectors, tasks
 from payouts.api import PayoutRunCreateSerializer
 from payouts.models import PayoutLine, PayoutRun, PayoutRunStatus
@@ -119,9 +119,7 @@ def desk_payout_run_action(request: HttpRequest, run_id: int) -> HttpResponse:
             else:
                 messages.error(request, f"{len(report['differences'])} difference(s); see below.")
         elif action == "retry":
-            line = get_object_or_404(
-                PayoutLine, pk=int(request.POST.get("line", "0") or 0), run=run
-            )
+            line = get_object_or_404(PayoutLine, pk=posted_number(request.POST, "line", 0), run=run)
             payout_runs.payout_line_retry(line=line)
             messages.success(request, f"Line #{line.pk} queued for retry.")
     except exceptions.APIException as error:
@@ -133,9 +131,9 @@ urlpatterns = [
     path("expert/earnings/", expert_earnings, name="expert-earnings"),
     path("expert/payout-account/", expert_payout_account, name="expert-payout-account"),
     path("desk/payout-runs/", desk_payout_runs, name="desk-payout-runs"),
-    path("desk/payout-runs/<int:run_id>/", desk_payout_run, name="desk-payout-run"),
+    path("desk/payout-runs/<id:run_id>/", desk_payout_run, name="desk-payout-run"),
     path(
-        "desk/payout-runs/<int:run_id>/action/",
+        "desk/payout-runs/<id:run_id>/action/",
         desk_payout_run_action,
         name="desk-payout-run-action",
     ),

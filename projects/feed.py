@@ -9,6 +9,7 @@ duplicates never create two events or two items.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import random
 from collections.abc import Iterable
@@ -19,6 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from marketplace import safejson
 from marketplace.errors import Conflict, DomainError
 from projects.models import (
     RESPONSE_COUNTS,
@@ -48,6 +50,7 @@ EVENT_FIELDS = frozenset(
     }
 )
 _audit_random = random.SystemRandom()
+logger = logging.getLogger(__name__)
 
 
 class FeedOverloaded(DomainError):
@@ -177,13 +180,26 @@ def feed_accept(*, project: Project, events: list[Any]) -> FeedReceipt:
 
 
 def _queue_routing(project_id: int) -> None:
-    """Queue routing at most once a second per project: at 1,000 events/s one task routes a
-    second's worth in a chunk instead of a thousand tasks fighting over the same rows (the
-    beat task `feed_route_pending_task` catches anything left behind)."""
+    """Route what this request accepted.
+
+    With a broker, routing is queued at most once a second per project: at 1,000 events/s one
+    task routes a second's worth in a chunk instead of a thousand tasks fighting over the same
+    rows (the beat task `feed_route_pending_task` catches anything left behind). Without one
+    (the embedded default) there is no worker and no beat to catch anything: every accepted
+    batch is routed here, in-process, right after its commit.
+    """
     from django.core.cache import cache
 
     from projects.tasks import feed_route_task
 
+    if feed_route_task.app.conf.task_always_eager:
+        try:
+            feed_route(project_id=project_id)
+        except Exception:
+            # The events are stored and acknowledged; a routing failure must not turn that
+            # into a 500. They stay pending and the next accepted batch routes them.
+            logger.exception("feed routing failed for project %s", project_id)
+        return
     window = settings.FEED_ROUTE_QUEUE_SECONDS
     if cache.add(f"feed-route-queued:{project_id}", 1, timeout=window):
         feed_route_task.delay(project_id)
@@ -204,8 +220,6 @@ def _responses(payload: dict[str, Any]) -> list[str]:
 
 def _schema_errors(payload: dict[str, Any]) -> list[str]:
     """Problems of a structured output against its JSON Schema (empty when it conforms)."""
-    import json
-
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import SchemaError
 
@@ -218,13 +232,20 @@ def _schema_errors(payload: dict[str, Any]) -> list[str]:
         return [f"the schema itself is invalid: {error.message}"]
     text = _responses(payload)[0]
     try:
-        document = json.loads(text)
+        # The output is model text: as deep or as odd as a client's body could be.
+        document = safejson.loads(text)
     except ValueError as error:
         return [f"not JSON: {error}"]
     validator = Draft202012Validator(schema)
+    try:
+        found = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+    except RecursionError:
+        # A schema that refers to itself without consuming the instance ({"$ref": "#"})
+        # recurses for ever; it must not stop routing for every event after it.
+        return ["the schema could not be applied: it refers to itself without end"]
     return [
         f"{'/'.join(str(part) for part in error.absolute_path) or '(root)'}: {error.message}"
-        for error in sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+        for error in found
     ][:50]
 
 

@@ -8,7 +8,6 @@ than the whole import may).
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
 from collections.abc import Iterator, Sequence
@@ -17,6 +16,7 @@ from typing import IO, Any
 
 from django.conf import settings
 
+from marketplace import safejson
 from projects.answers import DimensionSpec, validate_answer
 from projects.models import RESPONSE_COUNTS, ItemSplit, TaskType
 
@@ -164,7 +164,12 @@ def parse_item_line(
         fail(None, f"invalid UTF-8 at byte {error.start}")
         return None, errors
     try:
-        data = json.loads(text)
+        data = safejson.loads(text)
+    except safejson.JsonRefused as refused:
+        # Nesting, NUL, lone surrogates, numbers no column holds: the shared validator.
+        for problem in refused.problems or [safejson.Problem(None, refused.message, "")]:
+            fail(problem.field, problem.message)
+        return None, errors
     except ValueError as error:
         fail(None, f"invalid JSON: {error}")
         return None, errors

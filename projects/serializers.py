@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from contributors.models import Skill
@@ -237,6 +237,9 @@ class RequirementOutSerializer(serializers.Serializer):
 class ProjectPublicSerializer(serializers.ModelSerializer):
     """What an expert may see: no gold data, no budget, no redundancy."""
 
+    access = serializers.SerializerMethodField(
+        help_text="Which view of the project this is: `public` (an expert's) or `lab` (its lab's)."
+    )
     lab_name = serializers.CharField(source="lab.name")
     pay = PayOutSerializer(source="*")
     required_skills = RequirementOutSerializer(many=True)
@@ -246,6 +249,7 @@ class ProjectPublicSerializer(serializers.ModelSerializer):
         model = Project
         fields = [
             "id",
+            "access",
             "lab_name",
             "title",
             "description",
@@ -258,8 +262,16 @@ class ProjectPublicSerializer(serializers.ModelSerializer):
             "required_certifications",
         ]
 
+    def get_access(self, project: Project) -> Literal["public"]:
+        return "public"
+
 
 class ProjectLabSerializer(ProjectPublicSerializer):
+    """What the project's lab sees: every field."""
+
+    def get_access(self, project: Project) -> Literal["lab"]:  # type: ignore[override]
+        return "lab"
+
     class Meta(ProjectPublicSerializer.Meta):
         fields = [
             *ProjectPublicSerializer.Meta.fields,
@@ -276,11 +288,14 @@ class ProjectLabSerializer(ProjectPublicSerializer):
 
 
 class ProjectDetailLabSerializer(ProjectLabSerializer):
+    """What the project's lab sees, with the current rubric."""
+
     rubric = serializers.SerializerMethodField()
 
     class Meta(ProjectLabSerializer.Meta):
         fields = [*ProjectLabSerializer.Meta.fields, "rubric"]
 
+    @extend_schema_field(RubricVersionSerializer(allow_null=True))
     def get_rubric(self, project: Project) -> dict[str, Any] | None:
         rubric = self.context.get("rubric")
         return RubricVersionSerializer(rubric).data if rubric is not None else None
@@ -301,3 +316,17 @@ class ExportQuerySerializer(serializers.Serializer):
         required=False, choices=["platinum", "gold", "silver", "bronze", "probation"]
     )
     split = serializers.ChoiceField(required=False, choices=["train", "eval"])
+
+
+# The same path answers a different shape to its lab and to an expert; `access` tells which.
+PROJECT_FOR_CALLER = PolymorphicProxySerializer(
+    component_name="ProjectForCaller",
+    serializers={"lab": ProjectDetailLabSerializer, "public": ProjectPublicSerializer},
+    resource_type_field_name="access",
+)
+PROJECT_ROW_FOR_CALLER = PolymorphicProxySerializer(
+    component_name="ProjectRowForCaller",
+    serializers={"lab": ProjectLabSerializer, "public": ProjectPublicSerializer},
+    resource_type_field_name="access",
+    many=True,
+)

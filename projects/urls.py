@@ -7,67 +7,65 @@ from projects.api import work as work_api
 
 urlpatterns = [
     path("projects/", api.ProjectListCreateView.as_view(), name="project-list"),
-    path("projects/<int:project_id>/", api.ProjectDetailView.as_view(), name="project-detail"),
+    path("projects/<id:project_id>/", api.ProjectDetailView.as_view(), name="project-detail"),
     path(
-        "projects/<int:project_id>/publish/",
+        "projects/<id:project_id>/publish/",
         api.ProjectPublishView.as_view(),
         name="project-publish",
     ),
-    path("projects/<int:project_id>/pause/", api.ProjectPauseView.as_view(), name="project-pause"),
-    path("projects/<int:project_id>/close/", api.ProjectCloseView.as_view(), name="project-close"),
+    path("projects/<id:project_id>/pause/", api.ProjectPauseView.as_view(), name="project-pause"),
+    path("projects/<id:project_id>/close/", api.ProjectCloseView.as_view(), name="project-close"),
     path(
-        "projects/<int:project_id>/rubric-versions/",
+        "projects/<id:project_id>/rubric-versions/",
         api.RubricVersionsView.as_view(),
         name="project-rubric-versions",
     ),
+    path("projects/<id:project_id>/feed/", feed_api.ProjectFeedView.as_view(), name="project-feed"),
     path(
-        "projects/<int:project_id>/feed/", feed_api.ProjectFeedView.as_view(), name="project-feed"
-    ),
-    path(
-        "projects/<int:project_id>/exports/",
+        "projects/<id:project_id>/exports/",
         api.ProjectExportJobsView.as_view(),
         name="project-export-jobs",
     ),
-    path("exports/<int:job_id>/", api.ExportJobDetailView.as_view(), name="export-job"),
+    path("exports/<id:job_id>/", api.ExportJobDetailView.as_view(), name="export-job"),
     path(
-        "exports/<int:job_id>/download/",
+        "exports/<id:job_id>/download/",
         api.ExportJobDownloadView.as_view(),
         name="export-job-download",
     ),
     path(
-        "projects/<int:project_id>/bad-cases/",
+        "projects/<id:project_id>/bad-cases/",
         evolution_api.BadCasesView.as_view(),
         name="project-bad-cases",
     ),
     path(
-        "projects/<int:project_id>/bad-cases/promote-dimension/",
+        "projects/<id:project_id>/bad-cases/promote-dimension/",
         evolution_api.PromoteDimensionView.as_view(),
         name="project-promote-dimension",
     ),
     path(
-        "projects/<int:project_id>/bad-cases/promote-gold/",
+        "projects/<id:project_id>/bad-cases/promote-gold/",
         evolution_api.PromoteGoldView.as_view(),
         name="project-promote-gold",
     ),
     path(
-        "projects/<int:project_id>/trends/",
+        "projects/<id:project_id>/trends/",
         evolution_api.DimensionTrendsView.as_view(),
         name="project-trends",
     ),
     path(
-        "projects/<int:project_id>/items/import/",
+        "projects/<id:project_id>/items/import/",
         api.ItemsImportView.as_view(),
         name="project-items-import",
     ),
     path(
-        "projects/<int:project_id>/gold/import/",
+        "projects/<id:project_id>/gold/import/",
         api.GoldImportView.as_view(),
         name="project-gold-import",
     ),
     path("tasks/next/", work_api.TaskNextView.as_view(), name="task-next"),
     path("reviews/next/", work_api.ReviewNextView.as_view(), name="review-next"),
     path(
-        "reviews/<int:review_id>/decide/", work_api.ReviewDecideView.as_view(), name="review-decide"
+        "reviews/<id:review_id>/decide/", work_api.ReviewDecideView.as_view(), name="review-decide"
     ),
     path(
         "assignments/<uuid:assignment_id>/submit/",
@@ -79,12 +77,12 @@ urlpatterns = [
         work_api.AssignmentReleaseView.as_view(),
         name="assignment-release",
     ),
-    path("projects/<int:project_id>/stats/", api.ProjectStatsView.as_view(), name="project-stats"),
+    path("projects/<id:project_id>/stats/", api.ProjectStatsView.as_view(), name="project-stats"),
     path(
-        "projects/<int:project_id>/export/", api.ProjectExportView.as_view(), name="project-export"
+        "projects/<id:project_id>/export/", api.ProjectExportView.as_view(), name="project-export"
     ),
     path(
-        "projects/<int:project_id>/export/manifest/",
+        "projects/<id:project_id>/export/manifest/",
         api.ProjectExportManifestView.as_view(),
         name="project-export-manifest",
     ),

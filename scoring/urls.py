@@ -4,13 +4,13 @@ from scoring import api
 
 urlpatterns = [
     path(
-        "projects/<int:project_id>/scoring-runs/",
+        "projects/<id:project_id>/scoring-runs/",
         api.ProjectScoringRunsView.as_view(),
         name="project-scoring-runs",
     ),
-    path("scoring-runs/<int:run_id>/", api.ScoringRunDetailView.as_view(), name="scoring-run"),
+    path("scoring-runs/<id:run_id>/", api.ScoringRunDetailView.as_view(), name="scoring-run"),
     path(
-        "projects/<int:project_id>/contributors/",
+        "projects/<id:project_id>/contributors/",
         api.ProjectContributorsView.as_view(),
         name="project-contributors",
     ),
@@ -28,17 +28,17 @@ urlpatterns = [
         name="admin-quality-stop-decide",
     ),
     path(
-        "projects/<int:project_id>/ai-judge/",
+        "projects/<id:project_id>/ai-judge/",
         api.ProjectAiJudgeView.as_view(),
         name="project-ai-judge",
     ),
     path(
-        "admin/experts/<int:user_id>/reputation/",
+        "admin/experts/<id:user_id>/reputation/",
         api.AdminExpertReputationView.as_view(),
         name="admin-expert-reputation",
     ),
     path(
-        "labs/<int:lab_id>/contributors/<str:pseudonym>/reputation/",
+        "labs/<id:lab_id>/contributors/<str:pseudonym>/reputation/",
         api.LabContributorReputationView.as_view(),
         name="lab-contributor-reputation",
     ),

@@ -25,6 +25,8 @@ from marketplace.selectors import API_KEY_ROLE
 from projects import exports, selectors, services
 from projects.models import Project, ProjectStatus
 from projects.serializers import (
+    PROJECT_FOR_CALLER,
+    PROJECT_ROW_FOR_CALLER,
     ExportQuerySerializer,
     ImportResultSerializer,
     ProjectCreateSerializer,
@@ -92,11 +94,11 @@ class ProjectListCreateView(GenericAPIView):
             OpenApiParameter("task_type", str),
             OpenApiParameter("skill", str, description="a skill key; matches its children too"),
         ],
-        responses=ProjectLabSerializer(many=True),
+        responses=PROJECT_ROW_FOR_CALLER,
         description=(
-            "Rows of the caller's labs carry every field; open projects of other labs that the "
-            "caller qualifies for as an expert carry the public fields only (no gold rate, no "
-            "budget, no redundancy)."
+            "Rows of the caller's labs carry every field (`access: lab`); open projects of other "
+            "labs that the caller qualifies for as an expert carry the public fields only "
+            "(`access: public`: no gold rate, no budget, no redundancy, no timestamps)."
         ),
     )
     def get(self, request: Request) -> Response:
@@ -154,7 +156,7 @@ def _detail(project: Project) -> Any:
 
 class ProjectDetailView(APIView):
     @extend_schema(
-        responses=ProjectDetailLabSerializer,
+        responses=PROJECT_FOR_CALLER,
         summary="A project (lab members: everything; qualified experts: the public fields)",
     )
     def get(self, request: Request, project_id: int) -> Response:
@@ -255,7 +257,12 @@ class ItemsImportView(APIView):
     is_gold = False
 
     @extend_schema(
-        request={"application/x-ndjson": OpenApiTypes.BINARY},
+        request={
+            "application/x-ndjson": {
+                "type": "string",
+                "description": "JSON Lines: one item object per line (API.md, item line)",
+            }
+        },
         responses={
             201: ImportResultSerializer,
             400: OpenApiResponse(description="every bad line: line, field, message"),

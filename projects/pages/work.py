@@ -17,7 +17,7 @@ from rest_framework import exceptions
 
 from marketplace.answer_forms import controls, dimension_answers, rubric_dicts
 from marketplace.errors import Conflict, Gone
-from marketplace.pages import error_messages, flash_errors, page_user
+from marketplace.pages import error_messages, flash_errors, page_user, posted_number
 from projects import routing, selectors
 from projects.api.work import SubmitSerializer
 from projects.models import Assignment, AssignmentStatus, Submission, TaskType
@@ -128,10 +128,8 @@ def work_task(request: HttpRequest, assignment_id: Any) -> HttpResponse:
         payload = SubmitSerializer(
             data={
                 "rationale": request.POST.get("rationale", ""),
-                "seconds_spent": int(request.POST.get("seconds_spent") or 0),
-                "pasted_share": float(request.POST["pasted_share"])
-                if request.POST.get("pasted_share")
-                else None,
+                "seconds_spent": posted_number(request.POST, "seconds_spent", 0),
+                "pasted_share": posted_number(request.POST, "pasted_share", None, kind=float),
             }
         )
         try:

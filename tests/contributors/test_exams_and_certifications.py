@@ -224,6 +224,8 @@ def test_attempt_limits_and_cooldown(client_for: Client, expert: User, exam: Exa
     cooling = start(client, exam)
     assert cooling.status_code == 429
     assert cooling.json()["error"]["details"]["next_attempt_at"]
+    # The cool-down is 24 hours: Retry-After says so in seconds.
+    assert 24 * 3600 - 60 <= int(cooling["Retry-After"]) <= 24 * 3600
     ExamAttempt.objects.filter(pk=first["id"]).update(
         submitted_at=timezone.now() - timedelta(hours=25)
     )

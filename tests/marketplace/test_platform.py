@@ -125,7 +125,7 @@ def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 
 
 PRODUCTION = {
-    "DJANGO_DEBUG": "false",
+    "DJANGO_PRODUCTION": "true",
     "DJANGO_SECRET_KEY": "k" * 20 + "-production-secret-with-enough-entropy-0123456789",
     "DJANGO_ALLOWED_HOSTS": "marketplace.example.com",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
@@ -176,6 +176,38 @@ def test_embedded_default_generates_and_keeps_a_secret_key(tmp_path: Path) -> No
     assert len(first.stdout.strip().splitlines()[-1]) >= 50
     assert first.stdout.splitlines()[-1] == second.stdout.splitlines()[-1]
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+
+
+SHOW = (
+    "from django.conf import settings as s; print(s.DEBUG, s.ALLOWED_HOSTS, "
+    "s.ACCOUNT_EMAIL_VERIFICATION, s.WEBHOOK_ALLOW_HTTP, s.SESSION_COOKIE_SECURE)"
+)
+
+
+def test_debug_is_off_unless_asked_for_and_the_development_defaults_stay(tmp_path: Path) -> None:
+    result = _manage("shell", "-c", SHOW, env={"DJANGO_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == (
+        "False ['127.0.0.1', 'localhost', 'testserver'] optional True False"
+    )
+    asked = _manage(
+        "shell", "-c", SHOW, env={"DJANGO_DATA_DIR": str(tmp_path), "DJANGO_DEBUG": "true"}
+    )
+    assert asked.stdout.strip().splitlines()[-1].startswith("True ['127.0.0.1'")
+
+
+def test_production_mode_refuses_debug(tmp_path: Path) -> None:
+    env = {**PRODUCTION, "DJANGO_DEBUG": "true", "DJANGO_DATA_DIR": str(tmp_path)}
+    result = _manage("check", env=env)
+    assert result.returncode != 0
+    assert "DJANGO_DEBUG=true is refused in production mode" in result.stderr
+
+
+def test_deploy_check_warns_about_the_development_defaults(tmp_path: Path) -> None:
+    env = {**PRODUCTION, "DJANGO_PRODUCTION": "false", "DJANGO_DATA_DIR": str(tmp_path)}
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode != 0
+    assert "marketplace.W003" in result.stdout + result.stderr
 
 
 def test_beat_schedule_names_registered_tasks() -> None:

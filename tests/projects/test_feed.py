@@ -239,23 +239,6 @@ def test_feed_scoping(
     assert not FeedEvent.objects.exists()
 
 
-def test_routing_is_queued_once_per_window_and_the_beat_task_catches_up(
-    pipeline: APIClient, project: Project, django_capture_on_commit_callbacks: Any, settings: Any
-) -> None:
-    from projects.tasks import feed_route_pending_task
-
-    settings.FEED_ROUTE_QUEUE_SECONDS = 60
-    with django_capture_on_commit_callbacks(execute=True):
-        send(pipeline, project, event(external_id="first"))
-    assert FeedEvent.objects.get(external_id="first").decision == "gray_zone"  # eager task ran
-    with django_capture_on_commit_callbacks(execute=True):
-        send(pipeline, project, event(external_id="second"))
-    # Within the window no second task was queued: the event waits for the next one.
-    assert FeedEvent.objects.get(external_id="second").decision == "pending"
-    assert feed_route_pending_task() == 1
-    assert FeedEvent.objects.get(external_id="second").decision == "gray_zone"
-
-
 def test_the_lab_sets_the_routing_rules(
     project: Project, lab: Lab, lab_owner: User, client_for: Any, lab_viewer: User
 ) -> None:
@@ -280,3 +263,51 @@ def test_the_lab_sets_the_routing_rules(
         == 400
     )
     assert client_for(lab_viewer).patch(url, body, format="json").status_code == 403
+
+
+def test_without_a_broker_every_accepted_batch_is_routed_at_once(
+    pipeline: APIClient,
+    project: Project,
+    django_capture_on_commit_callbacks: Any,
+    settings: Any,
+) -> None:
+    """The embedded default has no worker and no beat: routing queued at most once a second
+    would leave the second and third of three quick events pending for good."""
+    settings.FEED_ROUTE_QUEUE_SECONDS = 60
+    for index in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = send(pipeline, project, event(external_id=f"quick-{index}"))
+        assert response.status_code == 202
+    assert not FeedEvent.objects.filter(decision="pending").exists()
+    assert FeedEvent.objects.filter(project=project, decision="gray_zone").count() == 3
+
+
+def test_with_a_broker_routing_is_queued_once_per_window_and_the_beat_task_catches_up(
+    pipeline: APIClient,
+    project: Project,
+    django_capture_on_commit_callbacks: Any,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from projects.tasks import feed_route_pending_task, feed_route_task
+
+    monkeypatch.setitem(feed_route_task.app.conf, "task_always_eager", False)
+    queued: list[int] = []
+
+    def worker_runs(project_id: int) -> None:
+        queued.append(project_id)
+        feed_route_task.apply(args=[project_id])
+
+    monkeypatch.setattr(feed_route_task, "delay", worker_runs)
+    settings.FEED_ROUTE_QUEUE_SECONDS = 60
+    with django_capture_on_commit_callbacks(execute=True):
+        send(pipeline, project, event(external_id="first"))
+    assert FeedEvent.objects.get(external_id="first").decision == "gray_zone"
+    for index in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            send(pipeline, project, event(external_id=f"queued-{index}"))
+    # Within the window no second task was queued: the events wait for the beat task.
+    assert queued == [project.pk]
+    assert FeedEvent.objects.filter(decision="pending").count() == 2
+    assert feed_route_pending_task() == 2
+    assert not FeedEvent.objects.filter(decision="pending").exists()
