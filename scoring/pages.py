@@ -91,14 +91,14 @@ def desk_quality_stop_decide(request: HttpRequest, stop_id: int) -> HttpResponse
 urlpatterns = [
     path("expert/quality/", expert_quality, name="expert-quality"),
     path(
-        "expert/quality-stops/<int:stop_id>/appeal/",
+        "expert/quality-stops/<id:stop_id>/appeal/",
         expert_quality_stop_appeal,
         name="expert-quality-stop-appeal",
     ),
     path("desk/flags/", desk_flags, name="desk-flags"),
     path("desk/quality-stops/", desk_quality_stops, name="desk-quality-stops"),
     path(
-        "desk/quality-stops/<int:stop_id>/decide/",
+        "desk/quality-stops/<id:stop_id>/decide/",
         desk_quality_stop_decide,
         name="desk-quality-stop-decide",
     ),

@@ -17,13 +17,13 @@ urlpatterns = [
     path("me/scores/", api.MyScoresView.as_view(), name="me-scores"),
     path("me/quality-stops/", api.MyQualityStopsView.as_view(), name="me-quality-stops"),
     path(
-        "me/quality-stops/<int:stop_id>/appeal/",
+        "me/quality-stops/<id:stop_id>/appeal/",
         api.MyQualityStopAppealView.as_view(),
         name="me-quality-stop-appeal",
     ),
     path("admin/quality-stops/", api.AdminQualityStopsView.as_view(), name="admin-quality-stops"),
     path(
-        "admin/quality-stops/<int:stop_id>/decide/",
+        "admin/quality-stops/<id:stop_id>/decide/",
         api.AdminQualityStopDecideView.as_view(),
         name="admin-quality-stop-decide",
     ),

@@ -120,19 +120,39 @@ def test_a_snapshot_releases_pending_at_each_tier_and_returns_the_rest(
 
 def test_per_task_pay_follows_the_pace_of_the_trusted_experts(lab: Lab, lab_owner: User) -> None:
     project = open_for_work(make_project(lab, lab_owner, redundancy=3))
-    careful, hasty = expert(), expert()
+    careful = [expert() for _ in range(3)]
+    hasty = expert()
     for _ in range(3):
-        label(project, careful, 100)
+        for user in careful:
+            label(project, user, 100)
         label(project, hasty, 20)
-    run = snapshot(project, {careful: ("silver", None, None), hasty: ("bronze", None, None)})
+    tiers = {user: ("silver", None, None) for user in careful}
+    run = snapshot(project, {**tiers, hasty: ("bronze", None, None)})
     earnings_release(run=run)
     # Reference: the trusted (silver or better) experts' median active time, 100 s here; a
     # 20 s label earns 20 / 100 of its tier's pay: speed never pays more per hour than care.
-    assert payable(careful) == 3 * 150
+    assert payable(careful[0]) == 3 * 150
     assert payable(hasty) == 3 * (150 * 85 // 100 * 20 // 100)  # x0.85, paced at 20%
     reasons = set(Earning.objects.filter(expert=hasty).values_list("reason", flat=True))
     assert any("paced at 20%" in reason and "100 s" in reason for reason in reasons)
-    assert payable(hasty) / (3 * 20) < payable(careful) / (3 * 100)
+    assert payable(hasty) / (3 * 20) < payable(careful[0]) / (3 * 100)
+
+
+def test_without_three_trusted_experts_every_experts_pace_sets_the_reference(
+    lab: Lab, lab_owner: User
+) -> None:
+    """One vote per expert: a fast worker with many labels cannot set the pace alone."""
+    project = open_for_work(make_project(lab, lab_owner, redundancy=3))
+    slow, steady, fast = expert(), expert(), expert()
+    for user, seconds in ((slow, 120), (steady, 90), (fast, 10)):
+        for _ in range(2 if user is not fast else 4):
+            label(project, user, seconds)
+    earnings_release(
+        run=snapshot(project, {user: ("bronze", None, None) for user in (slow, steady, fast)})
+    )
+    # Reference: the median of the three experts' medians, 90 s.
+    assert payable(steady) == 2 * (150 * 85 // 100)
+    assert payable(fast) == 4 * (150 * 85 // 100 * 10 // 90)
 
 
 def test_the_hourly_floor_tops_up_released_work(lab: Lab, lab_owner: User) -> None:

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from rest_framework.test import APIClient
 
-from demo.simulation import BAD_PARTS, GOOD_PARTS
-from demo.simulation import TOPICS as DRUGS
+from demo.personas import BAD_PARTS, GOOD_PARTS
+from demo.personas import TOPICS as DRUGS
 from marketplace.models import Lab, User
 from payouts.models import LedgerAccount
 from projects.models import GoldAnswer, Item, Project, Submission
