@@ -126,7 +126,7 @@ def test_per_task_pay_follows_the_pace_of_the_trusted_experts(lab: Lab, lab_owne
         for user in careful:
             label(project, user, 100)
         label(project, hasty, 20)
-    tiers = {user: ("silver", None, None) for user in careful}
+    tiers = dict.fromkeys(careful, ("silver", None, None))
     run = snapshot(project, {**tiers, hasty: ("bronze", None, None)})
     earnings_release(run=run)
     # Reference: the trusted (silver or better) experts' median active time, 100 s here; a
@@ -148,7 +148,7 @@ def test_without_three_trusted_experts_every_experts_pace_sets_the_reference(
         for _ in range(2 if user is not fast else 4):
             label(project, user, seconds)
     earnings_release(
-        run=snapshot(project, {user: ("bronze", None, None) for user in (slow, steady, fast)})
+        run=snapshot(project, dict.fromkeys((slow, steady, fast), ("bronze", None, None)))
     )
     # Reference: the median of the three experts' medians, 90 s.
     assert payable(steady) == 2 * (150 * 85 // 100)
