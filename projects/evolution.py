@@ -152,9 +152,13 @@ def _normalised(kind: str, low: int | None, high: int | None, value: Any) -> flo
 
 
 def dimension_trends(*, project: Project) -> dict[str, Any]:
-    """Mean score per dimension (0..1) per rubric version and per model version, the change
-    between consecutive model versions, and which dimensions moved together or against each
-    other (Pearson correlation of their changes, given at least three model versions)."""
+    """Mean score per dimension (0..1) per rubric version and per model version, each with its
+    n and 95% interval (`*_stats`), the change between consecutive model versions, and which
+    dimensions moved together or against each other (Pearson correlation of their changes,
+    given at least three model versions). Only labels that count: accepted ones (a stopped
+    expert's labels were discounted), and an AI judge's only where the lab lets them count."""
+    from contributors.models import ExpertProfile
+
     rows = (
         Submission.objects.filter(
             project=project, status=SubmissionStatus.ACCEPTED, item__is_gold=False
@@ -162,6 +166,9 @@ def dimension_trends(*, project: Project) -> dict[str, Any]:
         .select_related("rubric_version", "item")
         .order_by("item__created_at", "id")
     )
+    if not project.ai_judge_counts:
+        judges = ExpertProfile.objects.exclude(ai_judge="").values("user_id")
+        rows = rows.exclude(expert_id__in=judges)
     kinds: dict[tuple[int, str], tuple[str, int | None, int | None]] = {}
     sums: dict[tuple[str, str], list[float]] = defaultdict(list)  # (axis value, dim) -> values
     by_version: dict[tuple[int, str], list[float]] = defaultdict(list)
@@ -230,7 +237,15 @@ def dimension_trends(*, project: Project) -> dict[str, Any]:
     return {
         "model_versions": model_order,
         "per_model_version": per_model,
+        "per_model_version_stats": {
+            model: {key: _stats(sums.get((model, key))) for key in dimensions}
+            for model in model_order
+        },
         "per_rubric_version": dict(per_rubric),
+        "per_rubric_version_stats": {
+            number: {key: _stats(values) for (n, key), values in by_version.items() if n == number}
+            for number in sorted({number for number, _ in by_version})
+        },
         "deltas": deltas,
         "movement": movement,
         "correlations": correlations,
@@ -240,6 +255,21 @@ def dimension_trends(*, project: Project) -> dict[str, Any]:
 
 def _mean(values: list[float] | None) -> float | None:
     return round(float(np.mean(values)), 4) if values else None
+
+
+def _stats(values: list[float] | None) -> dict[str, Any] | None:
+    """Mean, n and the 95% interval of the mean (normal approximation, clipped to 0..1)."""
+    if not values:
+        return None
+    data = np.asarray(values, dtype=np.float64)
+    mean = float(data.mean())
+    half = 1.96 * float(data.std(ddof=1)) / np.sqrt(data.size) if data.size > 1 else 1.0
+    return {
+        "mean": round(mean, 4),
+        "n": int(data.size),
+        "low": round(max(mean - half, 0.0), 4),
+        "high": round(min(mean + half, 1.0), 4),
+    }
 
 
 def _delta(before: float | None, after: float | None) -> float | None:

@@ -69,6 +69,9 @@ class Label:
     pseudonym: str
     answer: dict[str, Any]
     rubric_version: int
+    is_ai: bool = False
+    # The author's quality weight for training (scoring.engine.reward_model.quality_weight).
+    weight: float | None = None
 
 
 @dataclass
@@ -80,6 +83,8 @@ class ExportContext:
     pseudonyms: dict[int, str] = field(default_factory=dict)
     # Automatic judges' accounts: their labels leave only where the lab allows it.
     excluded: frozenset[int] = frozenset()
+    judges: frozenset[int] = frozenset()
+    weights: dict[int, float] = field(default_factory=dict)
 
     @property
     def uses_run_consensus(self) -> bool:
@@ -107,6 +112,8 @@ def export_context(*, project: Project, filters: ExportFilters) -> ExportContext
         run=run,
         tiers=scoring_selectors.contributor_tiers(run=run),
         excluded=frozenset() if project.ai_judge_counts else judges,
+        judges=judges,
+        weights=scoring_selectors.contributor_quality_weights(run=run),
     )
 
 
@@ -139,7 +146,14 @@ def _labels(context: ExportContext, items: list[Item]) -> dict[int, list[Label]]
             pseudonym = pseudonym_from_secret(row.expert.pseudonym_secret, lab_id)
             context.pseudonyms[row.expert_id] = pseudonym
         labels[row.item_id].append(
-            Label(row.expert_id, pseudonym, row.answer, row.rubric_version.number)
+            Label(
+                row.expert_id,
+                pseudonym,
+                row.answer,
+                row.rubric_version.number,
+                is_ai=row.expert_id in context.judges,
+                weight=context.weights.get(row.expert_id),
+            )
         )
     return labels
 
@@ -151,8 +165,14 @@ def _meta(item: Item, labels: list[Label], confidence: float) -> dict[str, Any]:
         "split": item.split,
         "confidence": round(float(confidence), 6),
         "n_labels": len(labels),
+        # Labels written by an AI judge (present only where the lab lets them count).
+        "ai_labels": sum(1 for label in labels if label.is_ai),
         "rubric_versions": sorted({label.rubric_version for label in labels}),
     }
+
+
+def _label_row(name: str, value: Any, label: Label) -> dict[str, Any]:
+    return {"contributor": name, "value": value, "is_ai": label.is_ai, "weight": label.weight}
 
 
 @dataclass(frozen=True)
@@ -311,7 +331,7 @@ def _rating_records(
         confidences = []
         for key in keys:
             raw = [
-                (label.pseudonym, label.answer["answers"][key])
+                (label.pseudonym, label.answer["answers"][key], label)
                 for label in item_labels
                 if key in label.answer.get("answers", {})
             ]
@@ -322,7 +342,7 @@ def _rating_records(
                 for response in range(len(item.responses)):
                     value, confidence = _dimension_consensus(
                         dimensions.get(key),
-                        [values[response] for _, values in raw if len(values) > response],
+                        [values[response] for _, values, _ in raw if len(values) > response],
                     )
                     consensus_values.append(value)
                     response_confidences.append(confidence)
@@ -330,13 +350,13 @@ def _rating_records(
                 confidence = min(response_confidences)
             else:
                 consensus, confidence = _dimension_consensus(
-                    dimensions.get(key), [value for _, value in raw]
+                    dimensions.get(key), [value for _, value, _ in raw]
                 )
             confidences.append(confidence)
             dimension_rows[key] = {
                 "consensus": consensus,
                 "confidence": confidence,
-                "labels": [{"contributor": name, "value": value} for name, value in raw],
+                "labels": [_label_row(name, value, label) for name, value, label in raw],
             }
         record: dict[str, Any] = {
             "prompt": item.prompt,
@@ -345,19 +365,19 @@ def _rating_records(
         }
         if context.project.task_type == TaskType.PAIRWISE:
             preferences = [
-                (label.pseudonym, label.answer.get("preference")) for label in item_labels
+                (label.pseudonym, label.answer.get("preference"), label) for label in item_labels
             ]
-            value, confidence = _dimension_consensus(None, [p for _, p in preferences])
+            value, confidence = _dimension_consensus(None, [p for _, p, _ in preferences])
             confidences.append(confidence)
             record["preference"] = {
                 "consensus": value,
                 "confidence": confidence,
-                "labels": [{"contributor": name, "value": p} for name, p in preferences],
+                "labels": [_label_row(name, p, label) for name, p, label in preferences],
             }
         if context.project.task_type == TaskType.RANKING:
             record["ranking"] = {
                 "labels": [
-                    {"contributor": label.pseudonym, "value": label.answer.get("ranking")}
+                    _label_row(label.pseudonym, label.answer.get("ranking"), label)
                     for label in item_labels
                 ]
             }
@@ -379,6 +399,7 @@ def _sft_records(
                 continue
             meta = _meta(item, [label], 1.0)
             meta["contributor"] = label.pseudonym
+            meta["is_ai"] = label.is_ai
             if is_correction:
                 # The training triple: the input (prompt), the model's output and the fix.
                 meta["original"] = item.responses[0] if item.responses else ""
@@ -412,6 +433,7 @@ def export_manifest(
     records = 0
     items: set[str] = set()
     labels = 0
+    ai_labels = 0
     versions: set[int] = set()
     for line in export_lines(context):
         digest.update(line)
@@ -423,6 +445,8 @@ def export_manifest(
             labels += 1  # one record per demonstration or correction
         elif meta["item_id"] not in items:
             labels += meta["n_labels"]
+        if context.filters.format == "sft" or meta["item_id"] not in items:
+            ai_labels += meta.get("ai_labels", 0)
         items.add(meta["item_id"])
         versions.update(meta["rubric_versions"])
     return {
@@ -431,7 +455,14 @@ def export_manifest(
         "consensus": "scoring_run" if context.uses_run_consensus else "majority_vote",
         "scoring_run": context.run.id if context.run is not None else None,
         "rubric_versions": sorted(versions),
-        "counts": {"records": records, "items": len(items), "labels": labels},
+        "counts": {
+            "records": records,
+            "items": len(items),
+            "labels": labels,
+            "ai_labels": ai_labels,
+        },
+        # Whether the project's AI judge's labels count (and so may be in this export).
+        "ai_labels_included": bool(context.project.ai_judge_counts),
         "sha256": digest.hexdigest(),
         "generated_at": (generated_at or timezone.now()).isoformat(),
     }

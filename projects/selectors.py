@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Count, Prefetch, Q, QuerySet
+from django.utils import timezone
 
 from contributors import selectors as contributor_selectors
 from marketplace import selectors as marketplace_selectors
@@ -171,6 +172,38 @@ def _distribution(dimension: Dimension, values: list[Any]) -> dict[str, Any]:
     }
 
 
+def gold_freshness(*, project: Project) -> dict[str, Any]:
+    """The gold pool as the lab should watch it: served gold (active, retired after
+    `gold_max_exposures`), the lab's eval-only pairs, how often gold was exposed, its age."""
+    from django.db.models import Avg, Max, Min
+
+    from projects.models import GoldAnswer
+
+    served = GoldAnswer.objects.filter(item__project=project, item__split="train")
+    summary = served.aggregate(
+        items=Count("pk"),
+        retired=Count("pk", filter=Q(retired_at__isnull=False)),
+        mean_exposures=Avg("exposures"),
+        max_exposures=Max("exposures"),
+        oldest=Min("created_at"),
+    )
+    active = summary["items"] - summary["retired"]
+    oldest = summary["oldest"]
+    return {
+        "items": summary["items"],
+        "active": active,
+        "retired": summary["retired"],
+        "eval_pairs": GoldAnswer.objects.filter(item__project=project, item__split="eval").count(),
+        "mean_exposures": round(float(summary["mean_exposures"] or 0.0), 2),
+        "max_exposures": summary["max_exposures"] or 0,
+        "retire_after_exposures": project.gold_max_exposures,
+        "oldest_days": (timezone.now() - oldest).days if oldest else None,
+        "half_life_days": project.gold_half_life_days,
+        # The lab's cue to add gold: fewer than 10 active items left.
+        "needs_more": active < 10,
+    }
+
+
 def project_stats(*, project: Project) -> dict[str, Any]:
     """Progress, per-dimension distributions, budget and cost per accepted label."""
     items = Item.objects.filter(project=project).aggregate(
@@ -257,6 +290,7 @@ def project_stats(*, project: Project) -> dict[str, Any]:
             "can_serve": project_can_pay_one_task(project=project),
         },
         # Base pay booked per accepted label (pending and paid), what labels cost so far.
+        "gold": gold_freshness(project=project),
         "cost_per_accepted_label": ((money["paid"] + money["pending"]) / labels)
         if labels
         else None,

@@ -42,7 +42,12 @@ def expert_quality(request: HttpRequest) -> HttpResponse:
 
 @staff_desk
 def desk_flags(request: HttpRequest) -> HttpResponse:
-    return render(request, "scoring/desk_flags.html", {"rows": selectors.flagged_scores()})
+    from scoring.engine.tiers import flag_text
+
+    rows = selectors.flagged_scores()
+    for row in rows:
+        row.flag_texts = [flag_text(flag) for flag in row.flags]  # type: ignore[attr-defined]
+    return render(request, "scoring/desk_flags.html", {"rows": rows})
 
 
 @login_required

@@ -38,6 +38,20 @@ def contributor_tiers(*, run: ScoringRun | None) -> dict[int, str]:
     return dict(ContributorScore.objects.filter(run=run).values_list("expert_id", "tier"))
 
 
+def contributor_quality_weights(*, run: ScoringRun | None) -> dict[int, float]:
+    """expert id -> the quality weight of their labels for training (from the composite)."""
+    from scoring.engine.reward_model import quality_weight
+
+    if run is None:
+        return {}
+    return {
+        expert: quality_weight(composite)
+        for expert, composite in ContributorScore.objects.filter(run=run).values_list(
+            "expert_id", "composite"
+        )
+    }
+
+
 def item_consensus(
     *, run: ScoringRun, item_ids: list[int], target: str
 ) -> dict[int, ItemConsensus]:
@@ -189,3 +203,35 @@ def flagged_scores() -> list[ContributorScore]:
         "expert", "run__project"
     )
     return [row for row in rows if row.flags]
+
+
+def hourly_by_tier(
+    *, run: ScoringRun | None, pay: dict[int, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Per tier of a run: contributors, active hours and effective pay per hour of released
+    work (with bonuses), from `payouts.selectors.effective_hourly_by_expert`'s table."""
+    from collections import defaultdict
+
+    if run is None:
+        return []
+    totals: dict[str, dict[str, float]] = defaultdict(lambda: {"n": 0, "paid": 0, "seconds": 0})
+    for expert_id, tier in contributor_tiers(run=run).items():
+        row = pay.get(expert_id)
+        if row is None:
+            continue
+        totals[tier]["n"] += 1
+        totals[tier]["paid"] += row["released"] + row["bonus"]
+        totals[tier]["seconds"] += row["released_seconds"]
+    order = ["platinum", "gold", "silver", "bronze", "probation", "provisional"]
+    return [
+        {
+            "tier": tier,
+            "contributors": int(totals[tier]["n"]),
+            "hours": round(totals[tier]["seconds"] / 3600, 2),
+            "hourly": int(totals[tier]["paid"] * 3600 // totals[tier]["seconds"])
+            if totals[tier]["seconds"]
+            else None,
+        }
+        for tier in order
+        if tier in totals
+    ]

@@ -496,11 +496,26 @@ def project_dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
     run = scoring_selectors.latest_succeeded_run(project=project)
     rows = scoring_selectors.contributor_rows(run=run)
     from contributors.selectors import expert_pseudonym
+    from payouts.selectors import effective_hourly_by_expert
+    from scoring.engine.tiers import flag_text
 
+    pay = effective_hourly_by_expert(project=project)
     contributors = [
-        {"pseudonym": expert_pseudonym(expert=row.expert, lab_id=project.lab_id), "row": row}
+        {
+            "pseudonym": expert_pseudonym(expert=row.expert, lab_id=project.lab_id),
+            "row": row,
+            "flags": [flag_text(flag) for flag in row.flags],
+            "impact_low": None
+            if row.impact_value is None
+            else row.impact_value - 1.96 * (row.impact_se or 0.0),
+            "impact_high": None
+            if row.impact_value is None
+            else row.impact_value + 1.96 * (row.impact_se or 0.0),
+            "pay": pay.get(row.expert_id),
+        }
         for row in rows
     ]
+    by_tier = scoring_selectors.hourly_by_tier(run=run, pay=pay)
     return render(
         request,
         "projects/project_dashboard.html",
@@ -518,6 +533,7 @@ def project_dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
             else None,
             "series": _daily_series(project),
             "contributors": contributors,
+            "hourly_by_tier": by_tier,
             "runs": ScoringRun.objects.filter(project=project).order_by("-id")[:10],
             "problems": selectors.project_publish_problems(project=project)
             if project.status == ProjectStatus.DRAFT

@@ -104,3 +104,35 @@ def next_tier_hint(tier: str, q: float | None, gold_n: int) -> str:
         return "top tier reached"
     target = higher[0]
     return f"composite score {floors[target]:.2f} for {target} (now {q:.2f})"
+
+
+def flag_text(flag: dict[str, object]) -> str:
+    """A flag in words, with its evidence, for the lab's and the desk's tables."""
+    kind = flag.get("flag")
+
+    def number(name: str, digits: int = 0) -> str:
+        value = flag.get(name)
+        return f"{float(value):.{digits}f}" if isinstance(value, int | float) else "?"
+
+    if kind == "fast":
+        return (
+            f"fast: median {number('median_seconds')} s per task, project median "
+            f"{number('project_median_seconds')} s"
+        )
+    if kind == "constant":
+        share = flag.get("top_answer_share")
+        percent = f"{float(share):.0%}" if isinstance(share, int | float) else "?"
+        return f"constant: the same answer in {percent} of {number('n')} labels"
+    if kind == "collusion":
+        partner, others = flag.get("agreement_with_partner"), flag.get("agreement_with_others")
+        with_partner = f"{float(partner):.0%}" if isinstance(partner, int | float) else "?"
+        with_others = f"{float(others):.0%}" if isinstance(others, int | float) else "?"
+        return (
+            f"collusion: agrees with contributor {flag.get('partner')} on {with_partner} of "
+            f"{number('shared_items')} shared items, {with_others} with everyone else"
+        )
+    if kind == "inverted":
+        components = flag.get("components")
+        names = ", ".join(map(str, components)) if isinstance(components, list) else "?"
+        return f"inverted: confidently below chance on {names}"
+    return str(kind)

@@ -251,7 +251,7 @@ def test_manifest_counts_and_hash_match_the_export(
     import hashlib
 
     assert manifest["sha256"] == hashlib.sha256(body).hexdigest()
-    assert manifest["counts"] == {"records": 2, "items": 2, "labels": 6}
+    assert manifest["counts"] == {"records": 2, "items": 2, "labels": 6, "ai_labels": 0}
     assert manifest["rubric_versions"] == [1]
     assert manifest["consensus"] == "majority_vote" and manifest["scoring_run"] is None
     assert manifest["filters"]["format"] == "dpo"

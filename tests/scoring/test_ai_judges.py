@@ -181,10 +181,19 @@ def test_counting_judges_join_consensus_and_exports(
     judge = ai_judge_user(name="heuristic")
     before = exported()
     assert before and all(len(record["preference"]["labels"]) == 5 for record in before)
+    assert all(record["meta"]["ai_labels"] == 0 for record in before)
     ai_judge_configure(project=project, judge="heuristic", counts=True)
     after = exported()
     assert all(len(record["preference"]["labels"]) == 6 for record in after)
     assert Submission.objects.filter(expert=judge).count() == 80
+    # Every exported label says whether an AI judge wrote it, and the manifest counts them.
+    for record in after:
+        assert record["meta"]["ai_labels"] == 1
+        assert sum(label["is_ai"] for label in record["preference"]["labels"]) == 1
+    manifest = pipeline.get(
+        f"/api/v1/projects/{project.pk}/export/manifest/", {"format": "ratings"}
+    ).json()
+    assert manifest["counts"]["ai_labels"] == len(after) and manifest["ai_labels_included"]
 
 
 def test_the_heuristic_judge_is_deterministic_and_valid() -> None:
