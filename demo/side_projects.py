@@ -91,13 +91,12 @@ def _project(world: Any, task_type: str, title: str, rubric: dict[str, Any]) -> 
             "redundancy": 3,
             "max_redundancy": 3,
             "gold_rate": 0.0,
+            "review_rate": 0.5 if reviewed else 0.0,
+            "review_pay": 50 if reviewed else 0,
             "required_certifications": [{"skill": "medicine.cardiology"}],
             "rubric": rubric,
         },
     )
-    if reviewed:
-        type(project).objects.filter(pk=project.pk).update(review_rate=0.5, review_pay=50)
-        project.refresh_from_db()
     return project
 
 

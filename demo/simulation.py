@@ -102,6 +102,8 @@ def _create_project(world: World, items: int) -> None:
             "max_redundancy": 5,
             "gold_rate": 0.1,
             "bonus_pool_percent": 10,
+            # Eight hidden checks among a newcomer's first sixteen tasks, at random positions.
+            "onboarding_gold": 8,
             "required_skills": [{"skill": "medicine.cardiology", "min_level": 3}],
             "required_certifications": [{"skill": "medicine.cardiology"}],
             "rubric": {
@@ -110,9 +112,6 @@ def _create_project(world: World, items: int) -> None:
             },
         },
     )
-    # Eight hidden checks among a newcomer's first sixteen tasks, at random positions.
-    type(project).objects.filter(pk=project.pk).update(onboarding_gold=8)
-    project.refresh_from_db()
     simulated = [make_item(world.rng, index) for index in range(items)]
     gold_count = max(items // 8, 12)
     batches: dict[str, list[dict[str, Any]]] = {"items": [], "gold": []}

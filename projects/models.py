@@ -90,6 +90,17 @@ class Project(models.Model):
     gold_half_life_days = models.PositiveSmallIntegerField(default=180)
     # Tiers per rubric dimension as well as overall (shown to the lab and the expert).
     tiers_by_dimension = models.BooleanField(default=False)
+    # Who gets work first when more qualified experts than open tasks are waiting
+    # (projects/priority.py): nobody first, or the experts strongest on the rubric's heaviest
+    # dimension (their gold there, in the latest scoring run).
+    priority = models.CharField(
+        max_length=20,
+        choices=[
+            ("none", "First come"),
+            ("heaviest_dimension", "Strongest on the heaviest dimension"),
+        ],
+        default="none",
+    )
     max_active_leases = models.PositiveSmallIntegerField(
         default=3, help_text="concurrent leases one expert may hold in this project"
     )

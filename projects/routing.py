@@ -42,6 +42,7 @@ from projects.models import (
     Submission,
     TaskType,
 )
+from projects.priority import yields_to_stronger
 from projects.work_config import (
     funds_left,
     money_and_leases,
@@ -219,6 +220,8 @@ def assignment_claim(*, expert: User, project: Project) -> Claim | None:
             Project.objects.select_for_update().get(pk=project.pk)
             headroom = project_funds_left(project)
         if headroom < price:
+            return None
+        if yields_to_stronger(project=project, expert=expert, config=config):
             return None
         want_gold = _serves_gold(
             project, mine["served"], mine["gold_served"], bool(mine["suspicious"])

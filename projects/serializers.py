@@ -174,6 +174,26 @@ class ProjectWriteSerializer(serializers.Serializer):
     budget = MoneyAmountField(required=False, allow_null=True)
     bonus_pool_percent = StrictIntegerField(min_value=0, max_value=100, default=0)
     review_rate = StrictFloatField(min_value=0.0, max_value=1.0, default=0.0)
+    review_pay = MoneyAmountField(required=False, default=0, minimum=0)
+    pace_adjusted = serializers.BooleanField(
+        default=True,
+        help_text="per-task pay earned at the trusted experts' pace (docs/MONEY.md, Pace)",
+    )
+    hourly_floor = MoneyAmountField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="floor on effective pay per active hour of released work (minor units)",
+    )
+    onboarding_gold = StrictIntegerField(min_value=0, max_value=50, default=5)
+    gold_max_exposures = StrictIntegerField(min_value=0, max_value=1_000_000, default=50)
+    gold_half_life_days = StrictIntegerField(min_value=0, max_value=3650, default=180)
+    tiers_by_dimension = serializers.BooleanField(default=False)
+    priority = serializers.ChoiceField(
+        choices=["none", "heaviest_dimension"],
+        default="none",
+        help_text="who gets work first when more qualified experts than open tasks wait",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         problems: dict[str, Any] = {}
@@ -260,6 +280,9 @@ class ProjectPublicSerializer(serializers.ModelSerializer):
             "lease_minutes",
             "required_skills",
             "required_certifications",
+            "pace_adjusted",
+            "hourly_floor",
+            "review_pay",
         ]
 
     def get_access(self, project: Project) -> Literal["public"]:
@@ -282,6 +305,11 @@ class ProjectLabSerializer(ProjectPublicSerializer):
             "budget",
             "bonus_pool_percent",
             "review_rate",
+            "onboarding_gold",
+            "gold_max_exposures",
+            "gold_half_life_days",
+            "tiers_by_dimension",
+            "priority",
             "created_at",
             "updated_at",
         ]

@@ -56,6 +56,14 @@ EDITABLE_FIELDS = frozenset(
         "budget",
         "bonus_pool_percent",
         "review_rate",
+        "review_pay",
+        "pace_adjusted",
+        "hourly_floor",
+        "onboarding_gold",
+        "gold_max_exposures",
+        "gold_half_life_days",
+        "tiers_by_dimension",
+        "priority",
     }
 )
 

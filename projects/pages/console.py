@@ -23,6 +23,7 @@ from django.views.decorators.http import require_POST
 from rest_framework import exceptions
 
 from contributors.models import Skill
+from projects.rate_cards import RATE_CARDS, per_task_cents
 from marketplace import selectors as marketplace_selectors
 from marketplace import services as marketplace_services
 from marketplace.answer_forms import controls, rubric_dicts
@@ -148,6 +149,14 @@ def _project_data(post: Any) -> dict[str, Any]:
         "budget": _minor_units(post.get("budget", ""), currency),
         "bonus_pool_percent": integer("bonus_pool_percent", 0),
         "review_rate": fraction("review_rate", 0.0),
+        "review_pay": _minor_units(post.get("review_pay", ""), currency) or 0,
+        "hourly_floor": _minor_units(post.get("hourly_floor", ""), currency),
+        "pace_adjusted": post.get("pace_adjusted") == "on",
+        "onboarding_gold": integer("onboarding_gold", 5),
+        "gold_max_exposures": integer("gold_max_exposures", 50),
+        "gold_half_life_days": integer("gold_half_life_days", 180),
+        "tiers_by_dimension": post.get("tiers_by_dimension") == "on",
+        "priority": post.get("priority", "none"),
     }
     return data
 
@@ -188,6 +197,14 @@ def _form_context(project: Project | None, post: Any, errors: list[str]) -> dict
             "budget": _major(project.budget, project.currency),
             "bonus_pool_percent": project.bonus_pool_percent,
             "review_rate": project.review_rate,
+            "review_pay": _major(project.review_pay, project.currency),
+            "hourly_floor": _major(project.hourly_floor, project.currency),
+            "pace_adjusted": "on" if project.pace_adjusted else "",
+            "onboarding_gold": project.onboarding_gold,
+            "gold_max_exposures": project.gold_max_exposures,
+            "gold_half_life_days": project.gold_half_life_days,
+            "tiers_by_dimension": "on" if project.tiers_by_dimension else "",
+            "priority": project.priority,
         }
         required_skills = {r.skill.key: str(r.min_level) for r in project.required_skills.all()}
         required_certifications = {r.skill.key for r in project.required_certifications.all()}
@@ -202,6 +219,11 @@ def _form_context(project: Project | None, post: Any, errors: list[str]) -> dict
             "lease_minutes": 30,
             "bonus_pool_percent": 0,
             "review_rate": 0.0,
+            "pace_adjusted": "on",
+            "onboarding_gold": 5,
+            "gold_max_exposures": 50,
+            "gold_half_life_days": 180,
+            "priority": "none",
             "task_type": TaskType.PAIRWISE,
         }
         required_skills, required_certifications = {}, set()
@@ -218,6 +240,14 @@ def _form_context(project: Project | None, post: Any, errors: list[str]) -> dict
         "task_types": TaskType.choices,
         "pay_units": PayUnit.choices,
         "kinds": DimensionKind.choices,
+        "rate_cards": [
+            {
+                "card": card,
+                "five_minutes": per_task_cents(card.typical, 5),
+                "two_minutes": per_task_cents(card.typical, 2),
+            }
+            for card in RATE_CARDS
+        ],
     }
 
 
