@@ -12,6 +12,7 @@ from django.urls import path
 from django.views.decorators.http import require_POST
 from rest_framework import exceptions
 
+from marketplace.models import User
 from marketplace.pages import error_messages, flash_errors, page_user, posted_number, staff_desk
 from payouts import selectors, tasks
 from payouts.api import PayoutRunCreateSerializer
@@ -127,10 +128,46 @@ def desk_payout_run_action(request: HttpRequest, run_id: int) -> HttpResponse:
     return redirect("desk-payout-run", run_id=run.pk)
 
 
+@staff_desk
+def desk_pay(request: HttpRequest) -> HttpResponse:
+    """Pay per hour, per project: by tier, and per expert (released pay and bonuses per hour of
+    server-measured active time), with what is pending and forfeited."""
+    from projects.models import Project
+    from scoring import selectors as scoring_selectors
+
+    rows = []
+    for project in (
+        Project.objects.exclude(status="draft").select_related("lab").order_by("-id")[:50]
+    ):
+        pay = selectors.effective_hourly_by_expert(project=project)
+        if not pay:
+            continue
+        run = scoring_selectors.latest_succeeded_run(project=project)
+        tiers = scoring_selectors.contributor_tiers(run=run)
+        users = {user.pk: user for user in User.objects.filter(pk__in=pay)}
+        experts = sorted(
+            (
+                {"user": users[expert_id], "tier": tiers.get(expert_id, "unscored"), **row}
+                for expert_id, row in pay.items()
+                if expert_id in users
+            ),
+            key=lambda row: -(row["hourly"] or 0),
+        )
+        rows.append(
+            {
+                "project": project,
+                "by_tier": scoring_selectors.hourly_by_tier(run=run, pay=pay),
+                "experts": experts,
+            }
+        )
+    return render(request, "payouts/desk_pay.html", {"rows": rows})
+
+
 urlpatterns = [
     path("expert/earnings/", expert_earnings, name="expert-earnings"),
     path("expert/payout-account/", expert_payout_account, name="expert-payout-account"),
     path("desk/payout-runs/", desk_payout_runs, name="desk-payout-runs"),
+    path("desk/pay/", desk_pay, name="desk-pay"),
     path("desk/payout-runs/<id:run_id>/", desk_payout_run, name="desk-payout-run"),
     path(
         "desk/payout-runs/<id:run_id>/action/",

@@ -30,6 +30,12 @@ def expert_quality(request: HttpRequest) -> HttpResponse:
                 "score": score,
                 "project": score.run.project,
                 "next": next_tier_hint(score.tier, score.composite, score.gold_n),
+                "impact_low": None
+                if score.impact_value is None
+                else score.impact_value - 1.96 * (score.impact_se or 0.0),
+                "impact_high": None
+                if score.impact_value is None
+                else score.impact_value + 1.96 * (score.impact_se or 0.0),
                 "chart": line_chart(
                     [f"run {s.run_id}" for s in snapshots],
                     [s.composite for s in snapshots],

@@ -23,7 +23,6 @@ from django.views.decorators.http import require_POST
 from rest_framework import exceptions
 
 from contributors.models import Skill
-from projects.rate_cards import RATE_CARDS, per_task_cents
 from marketplace import selectors as marketplace_selectors
 from marketplace import services as marketplace_services
 from marketplace.answer_forms import controls, rubric_dicts
@@ -43,6 +42,7 @@ from projects.models import (
     TaskType,
 )
 from projects.pages.work import PER_RESPONSE_TASKS, response_rows
+from projects.rate_cards import RATE_CARDS, per_task_cents
 from projects.serializers import ProjectCreateSerializer, ProjectWriteSerializer
 
 DASHBOARD_DAYS = 30

@@ -362,3 +362,22 @@ def test_the_earnings_page_shows_pending_released_and_forfeited_with_reasons(
     assert "Pending: <strong>1.50 USD" in html  # the second label
     assert "released at gold (x1.15)" in html
     assert "/h" in html  # effective hourly pay of released work
+
+
+def test_the_desk_and_the_lab_see_pay_per_hour_by_tier_and_expert(
+    lab: Lab, lab_owner: User, staff: User
+) -> None:
+    project = open_for_work(make_project(lab, lab_owner, title="Hourly view"))
+    project.pace_adjusted = False
+    project.save()
+    user = expert()
+    for _ in range(2):
+        label(project, user, 90)
+    earnings_release(run=snapshot(project, {user: ("gold", None, None)}))
+    enable_mfa(staff)
+    desk = browser(staff).get("/desk/pay/").content.decode()
+    # 2 x 172 cents for 180 s: 68.80 per hour.
+    assert "Hourly view" in desk and user.email in desk and "68.80 USD/h" in desk
+    console = browser(lab_owner).get(f"/projects/{project.pk}/").content.decode()
+    assert "Pay per hour by tier" in console and "68.80 USD/h" in console
+    assert user.email not in console  # the lab sees pseudonyms only

@@ -37,13 +37,26 @@ def test_quality_page_shows_own_scores_history_and_next_tier(
             gold_high=0.9,
             gold_n=12,
             agreement_rate=0.77,
+            agreement_low=0.7,
+            agreement_high=0.83,
+            agreement_n=50,
             impact_value=0.0123,
             impact_se=0.004,
+            impact_per_label=0.0003,
             n_labels=40,
+            dimensions={
+                "safety": {
+                    "gold": {"mean": 0.95, "low": 0.88, "high": 0.99, "n": 24},
+                    "agreement": {"rate": 0.9, "low": 0.8, "high": 0.95, "n": 30},
+                }
+            },
         )
     html = browser(expert).get("/expert/quality/").content.decode()
     assert "81.0%" in html and "70%" in html and "90%" in html
-    assert "0.0123 ± 0.0040" in html
+    dash = "\N{EN DASH}"
+    assert f"(70%{dash}83%, n=50)" in html  # agreement with its interval and n
+    assert "0.0123" in html and "(0.0045 to 0.0201" in html  # impact with its 95% interval
+    assert "safety" in html and f"(88%{dash}99%, n=24)" in html  # gold per part of the rubric
     assert "composite score 0.80 for gold (now 0.72)" in html
     assert html.count("<circle") == 2  # one point per run in the chart
 
@@ -63,7 +76,12 @@ def test_desk_lists_flags_with_evidence(
     enable_mfa(staff)
     run = ScoringRun.objects.create(project=make_project(lab, lab_owner), status="succeeded")
     ContributorScore.objects.create(
-        run=run, expert=expert, flags=[{"flag": "fast", "median_seconds": 3}]
+        run=run,
+        expert=expert,
+        flags=[{"flag": "fast", "median_seconds": 3, "project_median_seconds": 90}],
     )
     html = browser(staff).get("/desk/flags/").content.decode()
-    assert expert.email in html and "fast" in html and "median_seconds" in html
+    # Readable, with the evidence (issue 18: no raw dictionaries).
+    assert expert.email in html
+    assert "fast: median 3 s per task, project median 90 s" in html
+    assert "median_seconds" not in html
