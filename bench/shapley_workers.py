@@ -47,7 +47,9 @@ def _build_utility(**_: Any) -> None:
     # Built once per worker process, before the clock starts, as the single-process run's is.
     global _utility
     owners, train, evaluation = problem()
-    _utility = NewtonStepUtility(owners=owners, train=train, evaluation=evaluation)
+    _utility = NewtonStepUtility(
+        owners=owners, train=train, evaluation=evaluation, metric="accuracy"
+    )
 
 
 @app.task(name="bench_shapley.ready")

@@ -294,6 +294,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "ProjectStatusEnum": "projects.models.ProjectStatus",
+        "ProjectPriorityEnum": "projects.models.ProjectPriority",
         "MemberStatusEnum": ["active", "invited"],
         "ApplicationStatusEnum": "contributors.models.ApplicationStatus",
         "LabRoleEnum": "marketplace.models.Role",

@@ -47,6 +47,13 @@ PROJECT_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
+class ProjectPriority(models.TextChoices):
+    """Who gets work first when work is scarce (projects/priority.py)."""
+
+    NONE = "none", "First come"
+    HEAVIEST_DIMENSION = "heaviest_dimension", "Strongest on the heaviest dimension"
+
+
 class PayUnit(models.TextChoices):
     TASK = "task", "Per task"
     HOUR = "hour", "Per hour"

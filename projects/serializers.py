@@ -14,6 +14,7 @@ from projects.models import (
     DimensionKind,
     PayUnit,
     Project,
+    ProjectPriority,
     RubricVersion,
     TaskType,
 )
@@ -190,7 +191,7 @@ class ProjectWriteSerializer(serializers.Serializer):
     gold_half_life_days = StrictIntegerField(min_value=0, max_value=3650, default=180)
     tiers_by_dimension = serializers.BooleanField(default=False)
     priority = serializers.ChoiceField(
-        choices=["none", "heaviest_dimension"],
+        choices=ProjectPriority.choices,
         default="none",
         help_text="who gets work first when more qualified experts than open tasks wait",
     )
