@@ -25,6 +25,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Sum
@@ -60,6 +61,7 @@ BONUS_LOWER_BOUND_Z = 1.6448536269514722
 # Trusted experts whose pace sets the reference time (docs/MONEY.md, "Pace").
 TRUSTED_TIERS = frozenset({"platinum", "gold", "silver"})
 MIN_TRUSTED_FOR_PACE = 3
+PACE_PERCENTILE = 75
 RECENT_LABELS_FOR_MEDIAN = 500
 
 
@@ -214,9 +216,11 @@ class ReleaseReport:
 
 
 def _pace_reference(project: Any, tiers: dict[int, str]) -> int | None:
-    """The median, over trusted experts (silver or better), of their median active seconds;
-    with fewer than MIN_TRUSTED_FOR_PACE of them, over every expert of the snapshot (one vote
-    per expert, so a few fast workers with many labels cannot set the pace)."""
+    """The PACE_PERCENTILE, over trusted experts (silver or better), of their median active
+    seconds; with fewer than MIN_TRUSTED_FOR_PACE of them, over every expert of the snapshot
+    (one vote per expert, so a few fast workers with many labels cannot set the pace). Most
+    trusted experts work at or below it, so most careful work is paid the same per hour at
+    the same tier, and speed above it earns nothing extra."""
     per_expert: dict[int, list[int]] = defaultdict(list)
     rows = Earning.objects.filter(project=project, expert_id__in=list(tiers)).values_list(
         "expert_id", "active_seconds"
@@ -226,7 +230,9 @@ def _pace_reference(project: Any, tiers: dict[int, str]) -> int | None:
     medians = {expert: statistics.median(values) for expert, values in per_expert.items()}
     trusted = [value for expert, value in medians.items() if tiers[expert] in TRUSTED_TIERS]
     pool = trusted if len(trusted) >= MIN_TRUSTED_FOR_PACE else list(medians.values())
-    return int(statistics.median(pool)) if pool else None
+    if not pool:
+        return None
+    return int(np.percentile(np.asarray(pool, dtype=np.float64), PACE_PERCENTILE))
 
 
 def _pace_points(project: Any, active_seconds: int, reference: int | None) -> int:
