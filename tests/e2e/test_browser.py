@@ -192,6 +192,13 @@ def test_the_three_jobs_in_a_real_browser(
     admin_page, admin_watch = new_page("admin")
     admin_approves_and_pays(admin_page, staff, expert)
     assert admin_watch.dialogs == ["confirm: Send these transfers now?"]
+    # The expert reads what was released, at which tier, and their pay per hour.
+    expert_page.goto("/expert/earnings/")
+    assert "released at provisional (x1.00)" in expert_page.inner_text("main")
+    screenshot(expert_page, "expert-earnings")
+    lab_page.goto(f"/projects/{project.pk}/")
+    assert "Escrow" in lab_page.inner_text("main")
+    screenshot(lab_page, "lab-dashboard")
     assert admin_watch.errors == [] and lab_watch.errors == []
 
 
