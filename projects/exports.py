@@ -320,6 +320,12 @@ def _rating_records(
     rubric = context.project.rubric_versions.order_by("-number").first()
     dimensions = {d.key: d for d in rubric.dimensions.all()} if rubric else {}
     per_response = context.project.task_type in (TaskType.PAIRWISE, TaskType.RANKING)
+    # The run's quality-weighted likert consensus (mean and spread), where it has one.
+    weighted = (
+        scoring_selectors.likert_consensus(run=context.run, item_ids=[item.id for item in items])
+        if context.uses_run_consensus and context.run is not None
+        else {}
+    )
     for item in items:
         item_labels = labels.get(item.id, [])
         if not item_labels:
@@ -352,10 +358,26 @@ def _rating_records(
                 consensus, confidence = _dimension_consensus(
                     dimensions.get(key), [value for _, value, _ in raw]
                 )
+            row: dict[str, Any] = {"consensus": consensus, "confidence": confidence}
+            run_row = weighted.get((item.id, key))
+            if run_row is not None:
+                # Quality-weighted: each label weighs its author's reliability on this
+                # dimension (docs/SCORING.md section 3); the spread says how sure it is.
+                row["consensus"] = (
+                    [entry["mean"] for entry in run_row.value]
+                    if isinstance(run_row.value, list)
+                    else run_row.value["mean"]
+                )
+                row["spread"] = (
+                    [entry["spread"] for entry in run_row.value]
+                    if isinstance(run_row.value, list)
+                    else run_row.value["spread"]
+                )
+                row["confidence"] = confidence = round(float(run_row.confidence), 6)
+                row["weighted"] = True
             confidences.append(confidence)
             dimension_rows[key] = {
-                "consensus": consensus,
-                "confidence": confidence,
+                **row,
                 "labels": [_label_row(name, value, label) for name, value, label in raw],
             }
         record: dict[str, Any] = {

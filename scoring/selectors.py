@@ -38,6 +38,12 @@ def contributor_tiers(*, run: ScoringRun | None) -> dict[int, str]:
     return dict(ContributorScore.objects.filter(run=run).values_list("expert_id", "tier"))
 
 
+def likert_consensus(*, run: ScoringRun, item_ids: list[int]) -> dict[tuple[int, str], Any]:
+    """(item id, dimension key) -> the run's quality-weighted likert consensus row."""
+    rows = ItemConsensus.objects.filter(run=run, item_id__in=item_ids, target__startswith="likert:")
+    return {(row.item_id, row.target.split(":", 1)[1]): row for row in rows}
+
+
 def contributor_quality_weights(*, run: ScoringRun | None) -> dict[int, float]:
     """expert id -> the quality weight of their labels for training (from the composite)."""
     from scoring.engine.reward_model import quality_weight

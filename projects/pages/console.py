@@ -27,7 +27,7 @@ from marketplace import selectors as marketplace_selectors
 from marketplace import services as marketplace_services
 from marketplace.answer_forms import controls, rubric_dicts
 from marketplace.charts import bar_chart, line_chart
-from marketplace.models import MANAGING_ROLES
+from marketplace.models import MANAGING_ROLES, User
 from marketplace.pages import error_messages, flash_errors, lab_for_page, page_user
 from marketplace.permissions import LAB_READ_ROLES
 from marketplace.templatetags.marketplace_tags import ZERO_DECIMAL
@@ -546,6 +546,14 @@ def project_dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         for row in rows
     ]
     by_tier = scoring_selectors.hourly_by_tier(run=run, pay=pay)
+    reviewed = (run.summary.get("reviewers") or {}) if run is not None else {}
+    reviewers = [
+        {
+            "pseudonym": expert_pseudonym(expert=user, lab_id=project.lab_id),
+            **reviewed[str(user.pk)],
+        }
+        for user in User.objects.filter(pk__in=[int(pk) for pk in reviewed])
+    ]
     return render(
         request,
         "projects/project_dashboard.html",
@@ -564,6 +572,7 @@ def project_dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
             "series": _daily_series(project),
             "contributors": contributors,
             "hourly_by_tier": by_tier,
+            "reviewers": reviewers,
             "runs": ScoringRun.objects.filter(project=project).order_by("-id")[:10],
             "problems": selectors.project_publish_problems(project=project)
             if project.status == ProjectStatus.DRAFT

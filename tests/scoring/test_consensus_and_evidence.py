@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from marketplace.models import Lab, User
-from projects.models import GoldAnswer, Item, Project, Review
+from projects.models import GoldAnswer, Item, Project, QualityStop, Review
 from scoring import services
 from scoring.engine.gold import GoldDimension, chance_level
 from scoring.models import ContributorScore, ItemConsensus, ScoringRun
@@ -56,7 +56,9 @@ def test_weighted_consensus_leans_to_the_reliable() -> None:
     assert winner == 1 and share == pytest.approx(1 / 1.2, abs=1e-6)
 
 
-def test_rating_consensus_is_quality_weighted_with_its_spread(lab: Lab, lab_owner: User) -> None:
+def test_rating_consensus_is_quality_weighted_with_its_spread(
+    lab: Lab, lab_owner: User, key_client_for: Any, lab_api_key: str
+) -> None:
     project = make_project(lab, lab_owner, task_type="rating", rubric=LIKERT)
     rubric = project.rubric_versions.get()
     reliable = [UserFactory() for _ in range(3)]
@@ -81,6 +83,16 @@ def test_rating_consensus_is_quality_weighted_with_its_spread(lab: Lab, lab_owne
     assert row.value["n"] == 4
     assert row.value["mean"] > 4.8  # the unweighted mean is 4.0
     assert row.value["spread"] > 0 and 0 < row.confidence < 1
+    # The ratings export carries the weighted consensus and its spread.
+    response = key_client_for(lab_api_key).get(
+        f"/api/v1/projects/{project.pk}/export/", {"format": "ratings"}
+    )
+    records = [
+        __import__("json").loads(line) for line in b"".join(response.streaming_content).splitlines()
+    ]
+    exported = records[0]["dimensions"]["correctness"]
+    assert exported["weighted"] is True and exported["consensus"] == row.value["mean"]
+    assert exported["spread"] == row.value["spread"]
 
 
 def test_rankings_are_bradley_terry_with_intervals_and_the_export_follows(
@@ -229,3 +241,70 @@ def test_a_run_where_every_label_is_gold_succeeds(lab: Lab, lab_owner: User) -> 
         make_submission(item, UserFactory(), {"preference": "a", "answers": {}})
     run = run_of(project, lab_owner)
     assert ContributorScore.objects.filter(run=run, impact_value__isnull=True).count() == 3
+
+
+def test_without_gold_a_random_rater_is_stopped_on_agreement_at_a_run(
+    lab: Lab, lab_owner: User
+) -> None:
+    """Rating work without gold: the run tests each expert's agreement with the others
+    against what random answers would agree on, and stops a random rater (forfeit, discount),
+    never the consistent raters."""
+    project = make_project(lab, lab_owner, task_type="rating", rubric=LIKERT)
+    raters = [UserFactory() for _ in range(4)]
+    spammer = UserFactory()
+    import random
+
+    rng = random.Random(4)
+    for index in range(60):
+        item = Item.objects.create(project=project, prompt=f"p{index}", responses=["r"])
+        value = 1 + index % 7
+        for rater in raters:
+            make_submission(item, rater, {"answers": {"correctness": value}})
+        make_submission(item, spammer, {"answers": {"correctness": rng.randint(1, 7)}})
+    run_of(project, lab_owner)
+    stop = QualityStop.objects.get()
+    assert stop.expert_id == spammer.pk and stop.evidence["source"] == "agreement"
+    assert stop.evidence["test"] == "near_chance_agreement"
+
+
+def test_demonstrations_rejected_in_review_stop_their_author_at_a_run(
+    lab: Lab, lab_owner: User
+) -> None:
+    project = make_project(
+        lab, lab_owner, task_type="demonstration", rubric={"dimensions": [], "instructions": "W"}
+    )
+    good, bad = UserFactory(), UserFactory()
+    for index in range(6):
+        item = Item.objects.create(project=project, prompt=f"p{index}", responses=[])
+        for author, status in ((good, "accepted"), (bad, "rejected")):
+            submission = make_submission(item, author, {"text": "answer"})
+            Review.objects.create(submission=submission, project=project, status=status)
+    run_of(project, lab_owner)
+    stop = QualityStop.objects.get()
+    assert stop.expert_id == bad.pk and stop.evidence["source"] == "reviews"
+    assert stop.evidence["reviews"] == {"rejected": 6}
+
+
+def test_a_reviewer_who_accepts_everything_is_flagged_and_discounted(
+    lab: Lab, lab_owner: User
+) -> None:
+    project = make_project(
+        lab, lab_owner, task_type="demonstration", rubric={"dimensions": [], "instructions": "W"}
+    )
+    strict, stamp = UserFactory(), UserFactory()
+    authors = [UserFactory() for _ in range(3)]
+    for index in range(12):
+        item = Item.objects.create(project=project, prompt=f"p{index}", responses=[])
+        for number, author in enumerate(authors):
+            submission = make_submission(item, author, {"text": "answer"})
+            reviewer = stamp if (index + number) % 2 else strict
+            status = "accepted" if reviewer is stamp or number == 0 else "rejected"
+            Review.objects.create(
+                submission=submission, project=project, status=status, reviewer=reviewer
+            )
+    run = run_of(project, lab_owner)
+    reviewers = run.summary["reviewers"]
+    assert reviewers[str(stamp.pk)]["flag"] == "accepts_everything"
+    assert reviewers[str(stamp.pk)]["counts_as_evidence"] is False
+    assert reviewers[str(strict.pk)]["flag"] is None
+    assert run.summary["reviews_discounted"] == reviewers[str(stamp.pk)]["reviews"]
