@@ -49,6 +49,11 @@ EXPIRY_REMINDER_DAYS = 30
 _sampler = random.SystemRandom()
 
 
+def expert_notify(*, user: User, subject: str, message: str) -> None:
+    """Email one person after commit (other apps tell experts things through this)."""
+    _notify(user, subject, message)
+
+
 def _notify(user: User, subject: str, message: str) -> None:
     """Email after commit: a rolled-back decision must not have told anyone anything."""
     transaction.on_commit(

@@ -23,7 +23,6 @@ from collections import defaultdict
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
@@ -183,15 +182,9 @@ def _tell(expert: User, stop: QualityStop) -> None:
         "The evidence is on your earnings page. If you think this is wrong, appeal there: an "
         f"admin will look at it.\n{settings.SITE_URL}/expert/earnings/"
     )
-    transaction.on_commit(
-        lambda: send_mail(
-            subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}You were stopped on a project",
-            message=message,
-            from_email=None,
-            recipient_list=[expert.email],
-            fail_silently=True,
-        )
-    )
+    from contributors.services import expert_notify
+
+    expert_notify(user=expert, subject="You were stopped on a project", message=message)
 
 
 def _escalate(expert: User, stop: QualityStop) -> None:

@@ -46,6 +46,17 @@ def _posterior_dict(posterior: GoldPosterior | None) -> dict[str, Any] | None:
     return {"mean": posterior.mean, "low": posterior.low, "high": posterior.high, "n": posterior.n}
 
 
+def _gold_fields(evidence: GoldEvidence | None) -> dict[str, Any]:
+    """The overall gold columns of a ContributorScore (None / 0 without gold evidence)."""
+    return {
+        "gold_mean": evidence.overall.mean if evidence else None,
+        "gold_low": evidence.overall.low if evidence else None,
+        "gold_high": evidence.overall.high if evidence else None,
+        "gold_n": evidence.overall.n if evidence else 0,
+        "gold_n_effective": evidence.n_effective if evidence else 0.0,
+    }
+
+
 def review_evidence(outcomes: Counter[str] | None) -> dict[str, Any] | None:
     if not outcomes:
         return None
@@ -145,11 +156,7 @@ def tiers_stage(
                 expert_id=expert,
                 is_ai=is_judge,
                 n_labels=len(rows),
-                gold_mean=evidence.overall.mean if evidence else None,
-                gold_low=evidence.overall.low if evidence else None,
-                gold_high=evidence.overall.high if evidence else None,
-                gold_n=evidence.overall.n if evidence else 0,
-                gold_n_effective=evidence.n_effective if evidence else 0.0,
+                **_gold_fields(evidence),
                 agreement_rate=rate,
                 agreement_low=low,
                 agreement_high=high,
@@ -262,11 +269,7 @@ def judge_scores(
                 is_ai=True,
                 counts=False,
                 n_labels=len(rows),
-                gold_mean=evidence.overall.mean if evidence else None,
-                gold_low=evidence.overall.low if evidence else None,
-                gold_high=evidence.overall.high if evidence else None,
-                gold_n=evidence.overall.n if evidence else 0,
-                gold_n_effective=evidence.n_effective if evidence else 0.0,
+                **_gold_fields(evidence),
                 agreement_rate=rate["rate"] if rate else None,
                 agreement_low=rate["low"] if rate else None,
                 agreement_high=rate["high"] if rate else None,

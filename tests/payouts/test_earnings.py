@@ -129,8 +129,9 @@ def test_per_task_pay_follows_the_pace_of_the_trusted_experts(lab: Lab, lab_owne
     tiers = dict.fromkeys(careful, ("silver", None, None))
     run = snapshot(project, {**tiers, hasty: ("bronze", None, None)})
     earnings_release(run=run)
-    # Reference: the trusted (silver or better) experts' median active time, 100 s here; a
-    # 20 s label earns 20 / 100 of its tier's pay: speed never pays more per hour than care.
+    # Reference: the trusted (silver or better) experts' median active time (their 75th
+    # percentile: 100 s here); a 20 s label earns 20 / 100 of its tier's pay: speed never
+    # pays more per hour than care.
     assert payable(careful[0]) == 3 * 150
     assert payable(hasty) == 3 * (150 * 85 // 100 * 20 // 100)  # x0.85, paced at 20%
     reasons = set(Earning.objects.filter(expert=hasty).values_list("reason", flat=True))
@@ -150,9 +151,10 @@ def test_without_three_trusted_experts_every_experts_pace_sets_the_reference(
     earnings_release(
         run=snapshot(project, dict.fromkeys((slow, steady, fast), ("bronze", None, None)))
     )
-    # Reference: the median of the three experts' medians, 90 s.
-    assert payable(steady) == 2 * (150 * 85 // 100)
-    assert payable(fast) == 4 * (150 * 85 // 100 * 10 // 90)
+    # Reference: the 75th percentile of the three experts' medians (10, 90, 120 s): 105 s.
+    assert payable(slow) == 2 * (150 * 8_500 // 10_000)
+    assert payable(steady) == 2 * (150 * 8_500 * (90 * 10_000 // 105) // 10**8)
+    assert payable(fast) == 4 * (150 * 8_500 * (10 * 10_000 // 105) // 10**8)
 
 
 def test_the_hourly_floor_tops_up_released_work(lab: Lab, lab_owner: User) -> None:
