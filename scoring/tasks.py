@@ -46,3 +46,10 @@ def ai_judge_run_task(project_id: int) -> dict[str, int]:
 
     report = ai_judge_run(project=Project.objects.get(pk=project_id))
     return {"labeled": report.labeled, "invalid": report.invalid}
+
+
+@shared_task(name="scoring.tasks.quality_stop_discount_task", time_limit=600, soft_time_limit=540)
+def quality_stop_discount_task(stop_id: int) -> int:
+    from scoring.services.gate import quality_stop_discount
+
+    return quality_stop_discount(stop_id=stop_id)

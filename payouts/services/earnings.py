@@ -631,14 +631,16 @@ def payable_hold(*, user: User) -> int:
     with transaction.atomic():
         for payable in _balances(user, AccountKind.EXPERT_PAYABLE):
             held = account_for(kind=AccountKind.EXPERT_HELD, currency=payable.currency, user=user)
+            # Read before posting: ledger_post leaves the new (zero) balance on the object.
+            amount = payable.balance
             ledger_post(
                 idempotency_key=f"hold:{payable.pk}:{_state_key(payable)}",
                 currency=payable.currency,
-                postings=[(payable, -payable.balance), (held, payable.balance)],
+                postings=[(payable, -amount), (held, amount)],
                 kind=TransactionKind.HOLD,
                 metadata={"user_id": user.pk},
             )
-            moved += payable.balance
+            moved += amount
     return moved
 
 
@@ -650,14 +652,15 @@ def held_release(*, user: User) -> int:
             payable = account_for(
                 kind=AccountKind.EXPERT_PAYABLE, currency=held.currency, user=user
             )
+            amount = held.balance
             ledger_post(
                 idempotency_key=f"release:{held.pk}:{_state_key(held)}",
                 currency=held.currency,
-                postings=[(held, -held.balance), (payable, held.balance)],
+                postings=[(held, -amount), (payable, amount)],
                 kind=TransactionKind.RELEASE,
                 metadata={"user_id": user.pk},
             )
-            moved += held.balance
+            moved += amount
     return moved
 
 

@@ -6,7 +6,10 @@ re-tested. When it shows with the stated confidence that they work near chance o
 component, a `QualityStop` is recorded with the evidence and, in the same transaction:
 - the expert gets no more tasks of the project (routing checks the stop at every claim);
 - their pending pay on the project returns to its escrow (`earnings_forfeit`);
-- their labels on the project stop counting: each goes back to the pool for a new label;
+- their labels on the project stop counting: each goes back to the pool for a new label. That
+  runs after the commit (`quality_stop_discount`, a task): it locks many items, and doing it in
+  the submit's transaction, which already holds the submitted item, could deadlock with another
+  expert's stop taken at the same moment;
 - they are told why, and how to appeal; and they are suspended platform-wide until an admin
   looks (STOPS_FOR_SUSPENSION): evidence this strong on one project says little good about
   their work elsewhere, and nothing is released to a suspended expert. Reversing the stop on
@@ -149,28 +152,55 @@ def quality_stop_create(
         )
         stop.forfeited = earnings_forfeit(stop=stop)
         QualityStop.objects.filter(pk=stop.pk).update(forfeited=stop.forfeited)
-        _discount_labels(project, expert)
         _tell(expert, stop)
         _escalate(expert, stop)
+        stop_id = stop.pk
+        transaction.on_commit(lambda: _queue_discount(stop_id))
     return stop
 
 
-def _discount_labels(project: Project, expert: User) -> int:
-    """The expert's accepted labels on the project's work items stop counting: each item gets
-    its slot back for a new label (the forfeited money pays for it)."""
-    rows = list(
-        Submission.objects.filter(
-            project=project, expert=expert, status=SubmissionStatus.ACCEPTED, item__is_gold=False
-        ).values_list("pk", "item_id")
+def _queue_discount(stop_id: int) -> None:
+    from scoring.tasks import quality_stop_discount_task
+
+    quality_stop_discount_task.delay(stop_id)
+
+
+def quality_stop_discount(*, stop_id: int) -> int:
+    """The stopped expert's accepted labels on the project's work items stop counting: each
+    item gets its slot back for a new label (the forfeited money pays for it). Idempotent (a
+    label already rejected is skipped); nothing is done for a stop reversed meanwhile. Items are
+    locked in id order, so two discounts running at once cannot deadlock."""
+    with transaction.atomic():
+        stop = QualityStop.objects.filter(pk=stop_id).first()
+        if stop is None or stop.status == QualityStopStatus.REVERSED:
+            return 0
+        rows = list(
+            Submission.objects.filter(
+                project_id=stop.project_id,
+                expert_id=stop.expert_id,
+                status=SubmissionStatus.ACCEPTED,
+                item__is_gold=False,
+            ).values_list("pk", "item_id")
+        )
+        return sum(
+            _discount_one(submission_id, item_id)
+            for submission_id, item_id in sorted(rows, key=lambda row: row[1])
+        )
+
+
+def _discount_one(submission_id: int, item_id: int) -> bool:
+    item = Item.objects.select_for_update().get(pk=item_id)
+    # Conditional on the status, under the item's lock: a second run of the task finds nothing.
+    changed = Submission.objects.filter(pk=submission_id, status=SubmissionStatus.ACCEPTED).update(
+        status=SubmissionStatus.REJECTED
     )
-    for submission_id, item_id in sorted(rows, key=lambda row: row[1]):
-        item = Item.objects.select_for_update().get(pk=item_id)
-        Submission.objects.filter(pk=submission_id).update(status=SubmissionStatus.REJECTED)
-        item.labels_count = max(item.labels_count - 1, 0)
-        item.assigned_count = max(item.assigned_count - 1, 0)
-        item.is_open = item.assigned_count < item.target_labels
-        item.save(update_fields=["labels_count", "assigned_count", "is_open"])
-    return len(rows)
+    if not changed:
+        return False
+    item.labels_count = max(item.labels_count - 1, 0)
+    item.assigned_count = max(item.assigned_count - 1, 0)
+    item.is_open = item.assigned_count < item.target_labels
+    item.save(update_fields=["labels_count", "assigned_count", "is_open"])
+    return True
 
 
 def _tell(expert: User, stop: QualityStop) -> None:

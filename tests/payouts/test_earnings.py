@@ -16,7 +16,7 @@ from payouts.models import AccountKind, Earning, EarningStatus, LedgerTransactio
 from payouts.services.earnings import earnings_release
 from payouts.services.ledger import balance_of, ledger_verify
 from projects import routing
-from projects.models import Project, QualityStop, Submission
+from projects.models import Item, Project, QualityStop, Submission
 from scoring.models import ContributorScore, ScoringRun
 from scoring.services import gate
 from tests.conftest import browser
@@ -263,21 +263,29 @@ def test_an_hourly_project_bills_server_time_capped_never_the_clients_number(
 
 
 def test_a_quality_stop_forfeits_pending_pay_and_an_appeal_can_pay_it_back(
-    lab: Lab, lab_owner: User, client_for: Any, staff: User
+    lab: Lab, lab_owner: User, client_for: Any, staff: User, django_capture_on_commit_callbacks: Any
 ) -> None:
     project = open_for_work(make_project(lab, lab_owner))
     user = expert()
     for _ in range(3):
         label(project, user, 60)
     escrow_before = escrow(project)
-    stop = gate.quality_stop_create(
-        project=project, expert=user, reason="near_chance", evidence={"components": {}}
-    )
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        stop = gate.quality_stop_create(
+            project=project, expert=user, reason="near_chance", evidence={"components": {}}
+        )
     assert stop is not None and stop.forfeited == 450
     assert pending(project, user) == 0 and escrow(project) == escrow_before + 3 * 195
     assert set(Earning.objects.values_list("status", flat=True)) == {EarningStatus.FORFEITED}
-    # Their labels no longer count: each item is back in the pool.
+    # Their labels stop counting after the commit (the discount task): each item is back in the
+    # pool, once however often the task runs.
+    assert set(Submission.objects.values_list("status", flat=True)) == {"accepted"}
+    for callback in callbacks:
+        callback()
     assert set(Submission.objects.values_list("status", flat=True)) == {"rejected"}
+    assert gate.quality_stop_discount(stop_id=stop.pk) == 0
+    assert set(Item.objects.values_list("labels_count", flat=True)) == {0}
+    assert all(item.is_open for item in Item.objects.all())
     with pytest.raises(routing.NotQualified):
         routing.assignment_claim(expert=user, project=project)
     # The expert reads why, and appeals; an admin with MFA reverses it.

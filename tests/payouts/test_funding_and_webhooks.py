@@ -319,7 +319,10 @@ def test_the_stripe_local_command_serves_and_signs_for_this_site(tmp_path: Any) 
         stderr=subprocess.PIPE,
     )
     try:
-        for _ in range(100):
+        # Django's start-up on a loaded two-core machine can take many seconds: wait for the
+        # port up to a minute, and fail at once with the server's own error if it exits.
+        deadline = time.monotonic() + 60
+        while True:
             try:
                 request = urllib.request.Request(
                     f"http://127.0.0.1:{port}/v1/balance",
@@ -328,9 +331,11 @@ def test_the_stripe_local_command_serves_and_signs_for_this_site(tmp_path: Any) 
                 body = json.loads(urllib.request.urlopen(request, timeout=1).read())  # noqa: S310
                 break
             except OSError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("the local Stripe server did not start")
+                if process.poll() is not None:
+                    raise AssertionError(process.stderr.read().decode()) from None
+                if time.monotonic() > deadline:
+                    raise AssertionError("the local Stripe server did not start") from None
+                time.sleep(0.2)
         assert body["object"] == "balance"
     finally:
         process.terminate()

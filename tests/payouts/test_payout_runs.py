@@ -375,6 +375,22 @@ def test_suspension_holds_payables_and_admins_release_or_forfeit(
     assert ledger_verify().is_clean
 
 
+def test_held_money_released_by_an_admin_says_how_much_moved(
+    client_for: Client, world: dict[str, Any], staff: User
+) -> None:
+    enable_mfa(staff)
+    client = client_for(staff)
+    expert = world["experts"][2]
+    client.post(f"/api/v1/admin/experts/{expert.pk}/suspend/", {"reason": "check"}, format="json")
+    assert balance_of(kind=AccountKind.EXPERT_HELD, currency="usd", user=expert) == 3_000
+    assert client.post(f"/api/v1/admin/experts/{expert.pk}/held/release/").json() == {
+        "moved": 3_000
+    }
+    assert balance_of(kind=AccountKind.EXPERT_PAYABLE, currency="usd", user=expert) == 3_000
+    assert balance_of(kind=AccountKind.EXPERT_HELD, currency="usd", user=expert) == 0
+    assert ledger_verify().is_clean
+
+
 def test_stops_and_reconciliation_differences_are_emailed_to_staff(
     world: dict[str, Any],
     staff: User,
