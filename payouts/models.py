@@ -212,6 +212,12 @@ class Funding(models.Model):
         max_length=4, choices=FundingStatus.choices, default=FundingStatus.OPEN
     )
     checkout_session_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    # What Stripe said when it was credited (read back from Stripe, never from the event body):
+    # refund and dispute events name a charge and its payment intent, which lead here.
+    payment_intent_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    charge_id = models.CharField(max_length=255, blank=True)
+    # Why Stripe's view was refused (unpaid, another amount or currency), for the staff.
+    note = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )

@@ -63,14 +63,28 @@ def stripe_event_receive(*, payload: bytes, signature_header: str) -> StripeEven
     return stripe_event_apply(event_pk=stored.pk)
 
 
+CHECKOUT_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
+
+
 def stripe_event_apply(*, event_pk: int) -> StripeEvent:
+    """Apply a stored event once. What the event is about is first read back from Stripe
+    (outside any database transaction: never network I/O while holding row locks), then the
+    event row is locked and the change booked from Stripe's answer, not from the event body.
+
+    If Stripe cannot answer, PaymentProviderUnavailable (503) leaves the event `received`:
+    Stripe retries a delivery that was not answered 2xx, and the retry applies it.
+    """
+    stored = StripeEvent.objects.get(pk=event_pk)
+    if stored.status != StripeEventStatus.RECEIVED:
+        return stored
+    evidence = _fetch(stored)
     with transaction.atomic():
         # The row lock makes concurrent deliveries of one event apply it once: the second
-        # waits here, then sees it already applied.
+        # waits here, then sees it already applied (its fetch was wasted, nothing more).
         stored = StripeEvent.objects.select_for_update().get(pk=event_pk)
         if stored.status != StripeEventStatus.RECEIVED:
             return stored
-        status, note = _dispatch(stored)
+        status, note = _dispatch(stored, evidence)
         stored.status = status
         stored.note = note
         stored.processed_at = timezone.now()
@@ -80,14 +94,30 @@ def stripe_event_apply(*, event_pk: int) -> StripeEvent:
     return stored
 
 
-def _dispatch(stored: StripeEvent) -> tuple[str, str]:
+def _object(stored: StripeEvent) -> dict[str, Any]:
+    obj = stored.payload.get("data", {}).get("object", {})
+    return obj if isinstance(obj, dict) else {}
+
+
+def _fetch(stored: StripeEvent) -> Any:
+    """Stripe's own view of the event's object, for the types that move money."""
+    if stored.livemode != settings.STRIPE_LIVEMODE:
+        return None
+    obj = _object(stored)
+    if stored.type in CHECKOUT_EVENTS and isinstance(obj.get("id"), str):
+        return funding.funding_session_fetch(session_id=obj["id"])
+    return None
+
+
+def _dispatch(stored: StripeEvent, evidence: Any) -> tuple[str, str]:
     if stored.livemode != settings.STRIPE_LIVEMODE:
         return StripeEventStatus.IGNORED, "livemode does not match this deployment"
-    obj: dict[str, Any] = stored.payload.get("data", {}).get("object", {})
-    if stored.type in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
-        if funding.funding_credit(session=obj):
-            return StripeEventStatus.APPLIED, ""
-        return StripeEventStatus.IGNORED, "not paid, unknown session, or already booked"
+    obj = _object(stored)
+    if stored.type in CHECKOUT_EVENTS:
+        if evidence is None:
+            return StripeEventStatus.IGNORED, "no session id"
+        booked, note = funding.funding_credit(evidence=evidence)
+        return (StripeEventStatus.APPLIED, "") if booked else (StripeEventStatus.IGNORED, note)
     if stored.type == "account.updated":
         if accounts.payout_account_sync(stripe_account=obj):
             return StripeEventStatus.APPLIED, ""

@@ -119,6 +119,9 @@ PREFIXES = {
     "account_link": "link",
     "checkout.session": "cs_test",
     "payment_intent": "pi",
+    "charge": "ch",
+    "refund": "re",
+    "dispute": "dp",
     "transfer": "tr",
     "transfer_reversal": "trr",
     "payout": "po",
@@ -175,9 +178,15 @@ class LocalStripe:
         request = urllib.request.Request(  # noqa: S310  (a configured local webhook URL)
             url, data=payload, headers={**headers, "Content-Type": "application/json"}
         )
-        # A failed delivery is dropped here (Stripe would retry); the event stays listable.
-        with contextlib.suppress(Exception):
-            urllib.request.urlopen(request, timeout=10).read()  # noqa: S310
+
+        def send() -> None:
+            # A failed delivery is dropped here (Stripe would retry); the event stays listable.
+            with contextlib.suppress(Exception):
+                urllib.request.urlopen(request, timeout=10).read()  # noqa: S310
+
+        # Asynchronously, as Stripe does: the receiving site reads the object back from this
+        # server before it answers, and this call may hold the state lock.
+        threading.Thread(target=send, name="stripe-local-webhook", daemon=True).start()
 
     @staticmethod
     def _amount(params: dict[str, Any], name: str = "amount") -> int:
@@ -322,10 +331,26 @@ class LocalStripe:
         intent = self._new(
             "payment_intent",
             amount=session["amount_total"],
+            amount_received=session["amount_total"],
             currency=session["currency"],
             status="succeeded",
             metadata=session["metadata"],
         )
+        charge = self._new(
+            "charge",
+            amount=session["amount_total"],
+            amount_captured=session["amount_total"],
+            amount_refunded=0,
+            currency=session["currency"],
+            payment_intent=intent["id"],
+            paid=True,
+            captured=True,
+            refunded=False,
+            disputed=False,
+            status="succeeded",
+            metadata=session["metadata"],
+        )
+        intent["latest_charge"] = charge["id"]
         session.update(status="complete", payment_status="paid", payment_intent=intent["id"])
         currency = session["currency"]
         self.state.balance[currency] = self.state.balance.get(currency, 0) + session["amount_total"]

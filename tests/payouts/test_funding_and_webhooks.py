@@ -262,22 +262,15 @@ def test_a_concurrent_replay_is_applied_once(
     if connection.vendor != "postgresql":
         pytest.skip("concurrent deliveries need PostgreSQL row locks")
     project = make_project(lab, lab_owner)
+    # A session Stripe holds as paid: every delivery reads it back before booking.
+    session = stripe_local.server.stripe.checkout_create(
+        {"line_items": [{"quantity": 1, "price_data": {"currency": "usd", "unit_amount": 9_000}}]}
+    )
     Funding.objects.create(
-        project=project, amount=9_000, currency="usd", checkout_session_id="cs_race"
+        project=project, amount=9_000, currency="usd", checkout_session_id=session["id"]
     )
-    payload = _event(
-        "evt_race",
-        "checkout.session.completed",
-        data={
-            "object": {
-                "id": "cs_race",
-                "object": "checkout.session",
-                "payment_status": "paid",
-                "amount_total": 9_000,
-                "currency": "usd",
-            }
-        },
-    )
+    stripe_local.server.stripe.checkout_pay(session["id"])
+    [(_, payload, _)] = stripe_local.queue
     signature = sign_payload(payload, WEBHOOK_SECRET)
     statuses: list[int] = []
 
@@ -335,3 +328,106 @@ def test_the_stripe_local_command_serves_and_signs_for_this_site(tmp_path: Any) 
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+# --- Issue 17: the funding webhook's amount is never trusted as sent ---------------------------
+
+
+def _open_checkout(client: APIClient, project: Project, amount: int) -> str:
+    response = client.post(
+        f"/api/v1/projects/{project.id}/fund/", {"amount": amount}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    return str(response.json()["checkout_url"]).rsplit("/", 1)[1]
+
+
+def _forged_completion(session_id: str, amount_total: int, event_id: str = "evt_forged") -> bytes:
+    """A correctly signed event whose body lies about the session."""
+    return _event(
+        event_id,
+        "checkout.session.completed",
+        data={
+            "object": {
+                "id": session_id,
+                "object": "checkout.session",
+                "payment_status": "paid",
+                "status": "complete",
+                "amount_total": amount_total,
+                "currency": "usd",
+            }
+        },
+    )
+
+
+def test_a_signed_event_claiming_payment_for_an_unpaid_session_credits_nothing(
+    client_for: Client_, lab_owner: User, project: Project, stripe_local: LocalStripe
+) -> None:
+    session_id = _open_checkout(client_for(lab_owner), project, 5_000)
+    forged = _forged_completion(session_id, 5_000_000)
+    response = post_event(forged, sign_payload(forged, WEBHOOK_SECRET))
+    assert response.status_code == 200
+    assert escrow(project) == 0
+    assert not LedgerTransaction.objects.filter(kind="funding").exists()
+    event = StripeEvent.objects.get(event_id="evt_forged")
+    assert event.status == "ignored" and "unpaid" in event.note
+    assert Funding.objects.get().status == "open"
+
+
+def test_a_signed_event_lying_about_the_amount_credits_what_stripe_holds(
+    client_for: Client_, lab_owner: User, project: Project, stripe_local: LocalStripe
+) -> None:
+    session_id = _open_checkout(client_for(lab_owner), project, 5_000)
+    stripe_local.server.stripe.checkout_pay(session_id)
+    stripe_local.queue.clear()  # the genuine event is lost; only the forged one arrives
+    forged = _forged_completion(session_id, 5_000_000)
+    assert post_event(forged, sign_payload(forged, WEBHOOK_SECRET)).status_code == 200
+    assert escrow(project) == 4_000
+    assert balance_of(kind=AccountKind.STRIPE_CLEARING, currency="usd") == -5_000
+    funding = Funding.objects.get()
+    assert funding.status == "paid" and funding.payment_intent_id.startswith("pi_")
+
+
+def test_a_session_that_differs_from_the_funding_row_is_refused_with_a_note(
+    client_for: Client_, lab_owner: User, project: Project, stripe_local: LocalStripe
+) -> None:
+    session_id = _open_checkout(client_for(lab_owner), project, 5_000)
+    stripe_local.server.stripe.checkout_pay(session_id)
+    # Stripe holds another amount than the row we opened the session for.
+    stripe_local.state.objects[session_id]["amount_total"] = 6_000
+    [delivered] = stripe_local.deliver()
+    assert delivered.status_code == 200
+    assert escrow(project) == 0
+    event = StripeEvent.objects.get()
+    assert event.status == "ignored" and "differs" in event.note
+    assert Funding.objects.get().status == "open"
+
+
+def test_an_unknown_session_at_stripe_credits_nothing(
+    lab: Lab, lab_owner: User, project: Project, stripe_local: LocalStripe
+) -> None:
+    Funding.objects.create(
+        project=project, amount=9_000, currency="usd", checkout_session_id="cs_not_at_stripe"
+    )
+    forged = _forged_completion("cs_not_at_stripe", 9_000)
+    assert post_event(forged, sign_payload(forged, WEBHOOK_SECRET)).status_code == 200
+    assert escrow(project) == 0
+    assert StripeEvent.objects.get().status == "ignored"
+
+
+def test_stripe_down_while_verifying_leaves_the_event_for_a_retry(
+    client_for: Client_, lab_owner: User, project: Project, stripe_local: LocalStripe
+) -> None:
+    session_id = _open_checkout(client_for(lab_owner), project, 5_000)
+    stripe_local.server.stripe.checkout_pay(session_id)
+    _, payload, headers = stripe_local.queue[0]
+    stripe_local.state.faults.fail_next = 1
+    [first] = stripe_local.deliver()
+    # Not applied, and not a client error: Stripe retries a non-2xx delivery.
+    assert first.status_code == 503
+    assert first.json()["error"]["code"] == "payment_provider_unavailable"
+    assert StripeEvent.objects.get().status == "received"
+    assert escrow(project) == 0
+    stripe_local.queue.append(("retry", payload, headers))
+    [second] = stripe_local.deliver()
+    assert second.status_code == 200
+    assert escrow(project) == 4_000

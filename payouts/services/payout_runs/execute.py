@@ -27,7 +27,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from marketplace.errors import Conflict
-from marketplace.models import User
 from payouts.models import (
     AccountKind,
     LedgerAccount,
@@ -38,6 +37,7 @@ from payouts.models import (
     TransactionKind,
 )
 from payouts.services.ledger import InsufficientBalance, account_for, ledger_post
+from payouts.services.notify import staff_alert
 from payouts.stripe_gateway import stripe_client
 
 logger = logging.getLogger(__name__)
@@ -371,29 +371,10 @@ def _execute_lines(
     return report
 
 
-def _alert_staff(subject: str, message: str) -> None:
-    """Email every active staff member (after commit, never inside a money transaction)."""
-    from django.core.mail import send_mail
-
-    recipients = list(
-        User.objects.filter(is_staff=True, is_active=True).values_list("email", flat=True)
-    )
-    if recipients:
-        transaction.on_commit(
-            lambda: send_mail(
-                subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{subject}",
-                message=message,
-                from_email=None,
-                recipient_list=recipients,
-                fail_silently=True,
-            )
-        )
-
-
 def _stop(run: PayoutRun, status: str, alert: str) -> None:
     logger.warning("payout run %s stopped: %s", run.pk, alert)
     PayoutRun.objects.filter(pk=run.pk).update(status=status, alert=alert)
-    _alert_staff(f"Payout run {run.pk} stopped", alert)
+    staff_alert(f"Payout run {run.pk} stopped", alert)
 
 
 def payout_line_retry(*, line: PayoutLine) -> PayoutLine:

@@ -8,7 +8,8 @@ from typing import Any
 from django.utils import timezone
 
 from payouts.models import PayoutLineStatus, PayoutRun
-from payouts.services.payout_runs.execute import _alert_staff, _metadata
+from payouts.services.notify import staff_alert
+from payouts.services.payout_runs.execute import _metadata
 from payouts.stripe_gateway import stripe_client
 
 
@@ -72,7 +73,7 @@ def payout_run_reconcile(*, run: PayoutRun) -> dict[str, Any]:
     }
     PayoutRun.objects.filter(pk=run.pk).update(reconciliation=report)
     if not report["clean"]:
-        _alert_staff(
+        staff_alert(
             f"Payout run {run.pk} does not reconcile",
             "Differences between the ledger and Stripe:\n"
             + "\n".join(str(difference) for difference in differences)
