@@ -625,14 +625,16 @@ def payable_hold(*, user: User) -> int:
     with transaction.atomic():
         for payable in _balances(user, AccountKind.EXPERT_PAYABLE):
             held = account_for(kind=AccountKind.EXPERT_HELD, currency=payable.currency, user=user)
-            ledger_post(
+            # Read before booking: ledger_post leaves the new (zero) balance on the object.
+            amount = payable.balance
+            _, created = ledger_post(
                 idempotency_key=f"hold:{payable.pk}:{_state_key(payable)}",
                 currency=payable.currency,
-                postings=[(payable, -payable.balance), (held, payable.balance)],
+                postings=[(payable, -amount), (held, amount)],
                 kind=TransactionKind.HOLD,
                 metadata={"user_id": user.pk},
             )
-            moved += payable.balance
+            moved += amount if created else 0
     return moved
 
 
@@ -644,14 +646,15 @@ def held_release(*, user: User) -> int:
             payable = account_for(
                 kind=AccountKind.EXPERT_PAYABLE, currency=held.currency, user=user
             )
-            ledger_post(
+            amount = held.balance
+            _, created = ledger_post(
                 idempotency_key=f"release:{held.pk}:{_state_key(held)}",
                 currency=held.currency,
-                postings=[(held, -held.balance), (payable, held.balance)],
+                postings=[(held, -amount), (payable, amount)],
                 kind=TransactionKind.RELEASE,
                 metadata={"user_id": user.pk},
             )
-            moved += held.balance
+            moved += amount if created else 0
     return moved
 
 
