@@ -160,6 +160,10 @@ class WebhookEvent(models.TextChoices):
     ITEM_COMPLETED = "item.completed", "An item has all its labels"
     SCORING_RUN_COMPLETED = "scoring_run.completed", "A scoring run finished"
     PROJECT_BUDGET_LOW = "project.budget_low", "A project's escrow is running low"
+    PROJECT_FUNDING_REVERSED = (
+        "project.funding_reversed",
+        "A payment into a project was refunded or disputed",
+    )
     EXPORT_READY = "export.ready", "An export job's file is ready"
     WEBHOOK_TEST = "webhook.test", "The test button"
 

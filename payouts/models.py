@@ -26,11 +26,17 @@ class AccountKind(models.TextChoices):
     PAYOUT_IN_FLIGHT = "payout_in_flight", "Payout in flight"
     PLATFORM_REVENUE = "platform_revenue", "Platform revenue"
     STRIPE_CLEARING = "stripe_clearing", "Stripe clearing"
+    # What labs owe the platform: refunded or disputed money their escrow no longer held
+    # (it was already committed to experts' work), advanced by the platform.
+    FUNDING_SHORTFALL = "funding_shortfall", "Funding shortfall (owed by labs)"
 
 
 # Only these may go negative: Stripe clearing mirrors money held at Stripe (negative = cash the
-# platform holds there), and revenue can be corrected downwards.
-PLATFORM_KINDS = frozenset({AccountKind.PLATFORM_REVENUE, AccountKind.STRIPE_CLEARING})
+# platform holds there), revenue can be corrected downwards, and the shortfall account is a
+# receivable (negative = what labs owe).
+PLATFORM_KINDS = frozenset(
+    {AccountKind.PLATFORM_REVENUE, AccountKind.STRIPE_CLEARING, AccountKind.FUNDING_SHORTFALL}
+)
 PROJECT_KINDS = frozenset({AccountKind.PROJECT_ESCROW, AccountKind.PROJECT_RESERVE})
 EXPERT_KINDS = frozenset({AccountKind.EXPERT_PAYABLE, AccountKind.EXPERT_HELD})
 # Accounts owned by an expert on one project.
@@ -41,6 +47,8 @@ class TransactionKind(models.TextChoices):
     """Why money moved; every ledger transaction has one (docs/MONEY.md lists the postings)."""
 
     FUNDING = "funding", "Funding"
+    FUNDING_REVERSAL = "funding_reversal", "Funding refunded or disputed"
+    FUNDING_REINSTATED = "funding_reinstated", "Funding reinstated (dispute won, refund failed)"
     EARNING = "earning", "Earning booked (pending)"
     EARNING_RELEASE = "earning_release", "Earnings released"
     EARNING_FORFEIT = "earning_forfeit", "Earnings forfeited"
@@ -218,6 +226,11 @@ class Funding(models.Model):
     charge_id = models.CharField(max_length=255, blank=True)
     # Why Stripe's view was refused (unpaid, another amount or currency), for the staff.
     note = models.TextField(blank=True)
+    # Refunded and disputed (still withdrawn) at Stripe, as booked out of the project; and the
+    # part of it the escrow no longer held, which the platform advanced (docs/MONEY.md).
+    amount_refunded = models.BigIntegerField(default=0)
+    amount_disputed = models.BigIntegerField(default=0)
+    shortfall = models.BigIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
@@ -227,6 +240,14 @@ class Funding(models.Model):
     class Meta:
         constraints: ClassVar = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="funding_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(amount_refunded__gte=0)
+                & Q(amount_disputed__gte=0)
+                & Q(shortfall__gte=0)
+                & Q(shortfall__lte=models.F("amount_refunded") + models.F("amount_disputed"))
+                & Q(amount__gte=models.F("amount_refunded") + models.F("amount_disputed")),
+                name="funding_reversals_bounded",
+            ),
         ]
 
     def __str__(self) -> str:

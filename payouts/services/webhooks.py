@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from marketplace.errors import DomainError
 from payouts.models import StripeEvent, StripeEventStatus
-from payouts.services import accounts, funding
+from payouts.services import accounts, funding, reversals
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +106,10 @@ def _fetch(stored: StripeEvent) -> Any:
     obj = _object(stored)
     if stored.type in CHECKOUT_EVENTS and isinstance(obj.get("id"), str):
         return funding.funding_session_fetch(session_id=obj["id"])
+    if stored.type in reversals.REFUND_EVENTS:
+        return reversals.charge_fetch(event_type=stored.type, obj=obj)
+    if stored.type in reversals.DISPUTE_EVENTS:
+        return reversals.dispute_fetch(obj=obj)
     return None
 
 
@@ -118,6 +122,14 @@ def _dispatch(stored: StripeEvent, evidence: Any) -> tuple[str, str]:
             return StripeEventStatus.IGNORED, "no session id"
         booked, note = funding.funding_credit(evidence=evidence)
         return (StripeEventStatus.APPLIED, "") if booked else (StripeEventStatus.IGNORED, note)
+    if stored.type in reversals.REFUND_EVENTS:
+        if evidence is None:
+            return StripeEventStatus.IGNORED, "no charge named"
+        return reversals.refund_apply(evidence=evidence)
+    if stored.type in reversals.DISPUTE_EVENTS:
+        if evidence is None:
+            return StripeEventStatus.IGNORED, "no dispute named"
+        return reversals.dispute_apply(evidence=evidence)
     if stored.type == "account.updated":
         if accounts.payout_account_sync(stripe_account=obj):
             return StripeEventStatus.APPLIED, ""
