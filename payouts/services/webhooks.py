@@ -110,6 +110,11 @@ def _fetch(stored: StripeEvent) -> Any:
         return reversals.charge_fetch(event_type=stored.type, obj=obj)
     if stored.type in reversals.DISPUTE_EVENTS:
         return reversals.dispute_fetch(obj=obj)
+    if stored.type.startswith("transfer."):
+        from payouts.services.payout_runs import events
+
+        transfer_id = events.event_transfer_id(obj)
+        return events.transfer_fetch(transfer_id=transfer_id) if transfer_id else None
     return None
 
 
@@ -138,8 +143,10 @@ def _dispatch(stored: StripeEvent, evidence: Any) -> tuple[str, str]:
         if accounts.payout_account_capability_sync(capability=obj):
             return StripeEventStatus.APPLIED, ""
         return StripeEventStatus.IGNORED, "unknown connected account"
-    if stored.type.startswith(("transfer.", "payout.")):
+    if stored.type.startswith("transfer."):
         from payouts.services import payout_runs
 
-        return payout_runs.payout_event_apply(event_type=stored.type, obj=obj)
+        if evidence is None:
+            return StripeEventStatus.IGNORED, "no transfer named"
+        return payout_runs.payout_event_apply(event_type=stored.type, evidence=evidence)
     return StripeEventStatus.IGNORED, "event type not used"

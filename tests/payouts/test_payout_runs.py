@@ -13,6 +13,7 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from marketplace.errors import Conflict
 from marketplace.models import Lab, User
 from payouts.models import AccountKind, PayoutLine, PayoutRun
 from payouts.services import payout_runs
@@ -428,3 +429,117 @@ def test_out_of_order_transfer_events_reverse_a_line_whose_response_was_lost(
     assert ledger_verify().is_clean
     assert payout_runs.payout_run_execute(run=run).status == "completed"
     assert len([t for t in stripe_local.transfers(run.transfer_group) if not t["reversed"]]) == 2
+
+
+# --- Issue 17: partial transfer reversals, retries and reconciliation --------------------------
+
+
+def _paid_run(staff: User, stripe_local: LocalStripe) -> PayoutRun:
+    run = make_run(staff)
+    payout_runs.payout_run_execute(run=run)
+    stripe_local.deliver()
+    assert set(run.lines.values_list("status", flat=True)) == {"paid"}
+    return run
+
+
+def payable(user: User) -> int:
+    return balance_of(kind=AccountKind.EXPERT_PAYABLE, currency="usd", user=user)
+
+
+def test_a_partial_reversal_books_its_amount_and_the_line_stays_paid(
+    world: dict[str, Any], staff: User, stripe_local: LocalStripe
+) -> None:
+    run = _paid_run(staff, stripe_local)
+    line = run.lines.order_by("pk").first()
+    assert line is not None
+    stripe_local.server.stripe.reversal_create(line.transfer_id, {"amount": "1"})
+    queued = list(stripe_local.queue)
+    stripe_local.deliver()
+    stripe_local.queue.extend(queued)  # a replayed event books nothing twice
+    stripe_local.deliver()
+    line.refresh_from_db()
+    assert line.status == "paid" and "1" in line.last_error
+    assert payable(line.user) == 1  # one cent came back, not the whole line
+    assert ledger_verify().is_clean
+    with pytest.raises(Conflict):
+        payout_runs.payout_line_retry(line=line)
+    assert payout_runs.payout_run_reconcile(run=run)["clean"] is True
+    stripe_local.server.stripe.reversal_create(line.transfer_id, {"amount": "4"})
+    stripe_local.deliver()
+    assert payable(line.user) == 5
+    assert PayoutLine.objects.get(pk=line.pk).status == "paid"
+    assert payout_runs.payout_run_reconcile(run=run)["clean"] is True
+
+
+def test_the_rest_of_a_partly_reversed_transfer_reversed_fails_the_line_once(
+    world: dict[str, Any], staff: User, stripe_local: LocalStripe
+) -> None:
+    run = _paid_run(staff, stripe_local)
+    line = run.lines.order_by("pk").first()
+    assert line is not None
+    stripe_local.server.stripe.reversal_create(line.transfer_id, {"amount": "1"})
+    stripe_local.server.stripe.reversal_create(line.transfer_id, {})  # the remaining 999
+    stripe_local.deliver()
+    line.refresh_from_db()
+    assert line.status == "failed"
+    assert payable(line.user) == line.total
+    assert ledger_verify().is_clean
+    payout_runs.payout_line_retry(line=line)
+    assert payout_runs.payout_run_execute(run=run).status == "completed"
+    live = [t for t in stripe_local.transfers(run.transfer_group) if not t["reversed"]]
+    assert len(live) == 3
+    assert payable(line.user) == 0
+    assert payout_runs.payout_run_reconcile(run=run)["clean"] is True
+
+
+def test_a_line_with_a_live_transfer_is_never_sent_again(
+    world: dict[str, Any], staff: User, stripe_local: LocalStripe
+) -> None:
+    """The issue's double payment: a partial reversal, then an admin retry. Even a line forced
+    back to failed (or pending) is checked at Stripe before anything is sent."""
+    run = _paid_run(staff, stripe_local)
+    line = run.lines.order_by("pk").first()
+    assert line is not None
+    stripe_local.server.stripe.reversal_create(line.transfer_id, {"amount": "1"})
+    stripe_local.deliver()
+    PayoutLine.objects.filter(pk=line.pk).update(status="failed")
+    with pytest.raises(Conflict) as refused:
+        payout_runs.payout_line_retry(line=line)
+    assert refused.value.get_codes() == "live_transfer_exists"
+    # Someone bypasses the retry (and the expert's payable could cover the line again):
+    # execute still looks at Stripe before sending.
+    book_earning(world["project"], line.user, line.total, "earning:again")
+    PayoutLine.objects.filter(pk=line.pk).update(status="pending", key_generation=1)
+    PayoutRun.objects.filter(pk=run.pk).update(status="paused")
+    payout_runs.payout_run_execute(run=run)
+    line.refresh_from_db()
+    assert line.status == "blocked" and "live transfer" in line.last_error
+    assert len(stripe_local.transfers(run.transfer_group)) == 3
+    assert payable(line.user) == line.total + 1  # nothing left the expert's payable
+    assert ledger_verify().is_clean
+
+
+def test_payouts_verify_fails_on_a_double_payment_the_ledger_cannot_see(
+    world: dict[str, Any], staff: User, stripe_local: LocalStripe
+) -> None:
+    from django.core.management import call_command
+
+    run = _paid_run(staff, stripe_local)
+    call_command("payouts_verify")  # clean: exits normally
+    line = run.lines.order_by("pk").first()
+    assert line is not None
+    # A second live transfer for the same line (what the old retry sent).
+    stripe_local.server.stripe.transfer_create(
+        {
+            "amount": str(line.total),
+            "currency": "usd",
+            "destination": line.payout_account.stripe_account_id,
+            "transfer_group": run.transfer_group,
+            "metadata": {"payout_run": str(run.pk), "payout_line": str(line.pk), "generation": "1"},
+        }
+    )
+    assert ledger_verify().is_clean  # the ledger alone cannot tell
+    with pytest.raises(SystemExit) as exited:
+        call_command("payouts_verify")
+    assert exited.value.code == 1
+    assert PayoutRun.objects.get(pk=run.pk).reconciliation["clean"] is False
