@@ -543,3 +543,91 @@ def test_payouts_verify_fails_on_a_double_payment_the_ledger_cannot_see(
         call_command("payouts_verify")
     assert exited.value.code == 1
     assert PayoutRun.objects.get(pk=run.pk).reconciliation["clean"] is False
+
+
+# --- Issue 17: overlapping payout runs are refused by the database -----------------------------
+
+
+def test_the_database_refuses_overlapping_runs_of_one_currency(staff: User) -> None:
+    from datetime import date
+
+    from django.db import IntegrityError, transaction
+
+    PayoutRun.objects.create(period_start=date(2030, 1, 1), period_end=date(2030, 1, 31))
+    for start, end in [
+        (date(2030, 1, 31), date(2030, 2, 28)),  # shares the last day (bounds are inclusive)
+        (date(2029, 12, 1), date(2030, 3, 1)),  # contains it
+        (date(2030, 1, 10), date(2030, 1, 12)),  # inside it
+    ]:
+        with pytest.raises(IntegrityError), transaction.atomic():
+            PayoutRun.objects.create(period_start=start, period_end=end)
+    # The next day, or another currency, is fine; and moving a run onto another is refused.
+    february = PayoutRun.objects.create(period_start=date(2030, 2, 1), period_end=date(2030, 2, 28))
+    PayoutRun.objects.create(
+        period_start=date(2030, 1, 1), period_end=date(2030, 1, 31), currency="eur"
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        PayoutRun.objects.filter(pk=february.pk).update(period_start=date(2030, 1, 15))
+    assert PayoutRun.objects.count() == 3
+
+
+def test_an_overlapping_draft_is_a_409(client_for: Client, staff: User) -> None:
+    from datetime import date
+
+    PayoutRun.objects.create(period_start=date(2030, 1, 1), period_end=date(2030, 1, 31))
+    with pytest.raises(Conflict) as refused:
+        payout_runs.payout_run_create(
+            period_start=date(2030, 1, 20),
+            period_end=date(2030, 2, 20),
+            currency="usd",
+            created_by=staff,
+        )
+    assert refused.value.get_codes() == "overlapping_period"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_overlapping_drafts_sent_at_the_same_moment_make_one_run(
+    lab: Lab, lab_owner: User, stripe_local: LocalStripe, staff: User
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent drafts need PostgreSQL (SQLite serialises writers)")
+    from datetime import date
+
+    from marketplace.errors import Conflict as ConflictError
+
+    project = make_project(lab, lab_owner)
+    fund_project(project, 1_000_000)
+    for index in range(20):
+        expert = UserFactory()
+        onboarded(stripe_local, expert)
+        book_earning(project, expert, 100 + index, f"earning:o{index}")
+    outcomes: list[str] = []
+    for round_index in range(4):
+        barrier = threading.Barrier(2)
+        year = 2031 + round_index
+        periods = [
+            (date(year, 1, 1), date(year, 1, 31)),
+            (date(year, 1, 15), date(year, 2, 15)),
+        ]
+
+        def draft(start: date, end: date, barrier: threading.Barrier = barrier) -> None:
+            try:
+                barrier.wait(timeout=10)
+                payout_runs.payout_run_create(
+                    period_start=start, period_end=end, currency="usd", created_by=staff
+                )
+                outcomes.append("created")
+            except ConflictError as error:
+                outcomes.append(str(error.get_codes()))
+            except BaseException as error:  # surfaced by the assertion below
+                outcomes.append(repr(error))
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=draft, args=period) for period in periods]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert sorted(outcomes) == ["created"] * 4 + ["overlapping_period"] * 4, outcomes
+    assert PayoutRun.objects.count() == 4
