@@ -297,6 +297,36 @@ class PayoutAccount(models.Model):
         return f"{self.stripe_account_id} of {self.user_id}"
 
 
+class BankPayoutStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    IN_TRANSIT = "in_transit", "In transit"
+    PAID = "paid", "Paid"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+
+
+class BankPayout(models.Model):
+    """A payout of an expert's connected account to their bank, as Stripe reported it
+    (`payout.paid`, `payout.failed`). No money moves in our ledger: the transfer to the
+    connected account was the platform's payment; this is Stripe paying it out to the bank."""
+
+    payout_account = models.ForeignKey(
+        PayoutAccount, on_delete=models.PROTECT, related_name="bank_payouts"
+    )
+    stripe_payout_id = models.CharField(max_length=255, unique=True)
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=10, choices=BankPayoutStatus.choices)
+    arrival_date = models.DateTimeField(null=True, blank=True)
+    failure_code = models.CharField(max_length=100, blank=True)
+    failure_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.stripe_payout_id}: {self.amount} {self.currency} ({self.status})"
+
+
 class PayoutRunStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
     APPROVED = "approved", "Approved"

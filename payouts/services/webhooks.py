@@ -143,6 +143,9 @@ def _dispatch(stored: StripeEvent, evidence: Any) -> tuple[str, str]:
         if accounts.payout_account_capability_sync(capability=obj):
             return StripeEventStatus.APPLIED, ""
         return StripeEventStatus.IGNORED, "unknown connected account"
+    if stored.type.startswith("payout."):
+        booked, note = accounts.bank_payout_record(stripe_account=stored.account, payout=obj)
+        return (StripeEventStatus.APPLIED, "") if booked else (StripeEventStatus.IGNORED, note)
     if stored.type.startswith("transfer."):
         from payouts.services import payout_runs
 

@@ -431,3 +431,61 @@ def test_stripe_down_while_verifying_leaves_the_event_for_a_retry(
     [second] = stripe_local.deliver()
     assert second.status_code == 200
     assert escrow(project) == 4_000
+
+
+# --- Issue 17: payouts of a connected account to its bank -------------------------------------
+
+
+def test_bank_payouts_are_recorded_and_a_failure_is_emailed_and_shown(
+    expert: User, stripe_local: LocalStripe, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django.core import mail
+
+    from payouts.models import BankPayout
+    from tests.conftest import browser
+    from tests.payouts.factories import onboarded
+
+    account = onboarded(stripe_local, expert)
+    server = stripe_local.server.stripe
+    payout = server.payout_create(
+        {"amount": "12345", "currency": "usd"}, account=account.stripe_account_id
+    )
+    stripe_local.deliver()
+    recorded = BankPayout.objects.get()
+    assert (recorded.payout_account_id, recorded.stripe_payout_id) == (account.pk, payout["id"])
+    assert (recorded.status, recorded.amount, recorded.currency) == ("paid", 12_345, "usd")
+    assert recorded.arrival_date is not None and not mail.outbox
+
+    server.payout_fail(payout["id"], "The bank account was closed.", account.stripe_account_id)
+    queued = list(stripe_local.queue)
+    with django_capture_on_commit_callbacks(execute=True):
+        stripe_local.deliver()
+        stripe_local.queue.extend(queued)  # replayed: recorded once, emailed once
+        stripe_local.deliver()
+    recorded.refresh_from_db()
+    assert recorded.status == "failed" and recorded.failure_message.startswith("The bank")
+    [email] = mail.outbox
+    assert email.to == [expert.email] and "123.45 USD" in email.body
+    # A late `payout.paid` for the same payout does not undo the failure.
+    late = _event(
+        "evt_late_paid",
+        "payout.paid",
+        account=account.stripe_account_id,
+        data={"object": {**payout, "status": "paid"}},
+    )
+    assert post_event(late, sign_payload(late, WEBHOOK_SECRET)).status_code == 200
+    recorded.refresh_from_db()
+    assert recorded.status == "failed"
+
+    page = browser(expert).get("/expert/payout-account/").content.decode()
+    assert "123.45 USD" in page and "The bank account was closed." in page and "failed" in page
+
+
+def test_a_payout_of_an_unknown_account_is_ignored(stripe_local: LocalStripe) -> None:
+    from payouts.models import BankPayout
+
+    stripe_local.server.stripe.payout_create({"amount": "100"}, account="acct_nobody")
+    stripe_local.server.stripe.payout_create({"amount": "100"})  # the platform's own payout
+    assert [r.status_code for r in stripe_local.deliver()] == [200, 200]
+    assert not BankPayout.objects.exists()
+    assert set(StripeEvent.objects.values_list("status", flat=True)) == {"ignored"}
