@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketplace.errors import Conflict
-from marketplace.fields import MoneyAmountField
+from marketplace.fields import CurrencyField, MoneyAmountField
 from marketplace.models import User
 from marketplace.permissions import (
     LAB_MANAGE_ROLES,
@@ -156,7 +156,7 @@ class MyEarningsView(APIView):
 class PayoutRunCreateSerializer(serializers.Serializer):
     period_start = serializers.DateField()
     period_end = serializers.DateField()
-    currency = serializers.RegexField(r"^[a-z]{3}$", default="usd")
+    currency = CurrencyField(default="usd")
 
 
 class PayoutRunSerializer(serializers.ModelSerializer):

@@ -631,3 +631,17 @@ def test_two_overlapping_drafts_sent_at_the_same_moment_make_one_run(
             thread.join()
     assert sorted(outcomes) == ["created"] * 4 + ["overlapping_period"] * 4, outcomes
     assert PayoutRun.objects.count() == 4
+
+
+@pytest.mark.parametrize("bad", ["xyz", "USD", "eu", "", 978, "zzz"])
+def test_a_payout_run_in_a_currency_stripe_does_not_support_is_a_400(
+    client_for: Client, staff: User, stripe_local: LocalStripe, bad: Any
+) -> None:
+    enable_mfa(staff)
+    response = client_for(staff).post(
+        "/api/v1/admin/payout-runs/", {**PERIOD, "currency": bad}, format="json"
+    )
+    assert response.status_code == 400, response.content
+    [problem] = response.json()["error"]["details"]
+    assert problem["field"] == "currency" and problem["code"] == "unsupported_currency"
+    assert not PayoutRun.objects.exists()
