@@ -46,6 +46,10 @@ app.conf.beat_schedule = {
         "task": "payouts.tasks.payout_runs_reconcile_task",
         "schedule": crontab(minute=15),
     },
+    "idempotency-records-purge": {
+        "task": "marketplace.tasks.idempotency_records_purge_task",
+        "schedule": crontab(hour=3, minute=47),
+    },
     "sessions-clear-expired": {
         "task": "marketplace.tasks.sessions_clear_expired_task",
         "schedule": crontab(hour=3, minute=17),

@@ -380,6 +380,10 @@ IMPORT_MAX_LINES = env.int("IMPORT_MAX_LINES", default=100_000)
 # How many line errors an import's 400 lists at most (the total is always given).
 IMPORT_MAX_LISTED_ERRORS = 1000
 
+# `Idempotency-Key` on the POSTs that create money or objects: how long a key's stored answer
+# is replayed (then the key is new again). Stripe keeps its keys as long.
+IDEMPOTENCY_KEY_TTL_SECONDS = env.int("IDEMPOTENCY_KEY_TTL_SECONDS", default=24 * 3600)
+
 # --- Stripe ---------------------------------------------------------------------------------
 # With no key, the embedded default talks to the project's own local Stripe-compatible server
 # (`manage.py stripe_local`, started by `make demo`); a real `sk_...` key switches to Stripe.
