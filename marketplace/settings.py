@@ -207,6 +207,10 @@ if not ACCOUNT_RATE_LIMITS_ENABLED:
     ACCOUNT_RATE_LIMITS = False
 
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# Staff money and certification actions (approve, execute, retry, release or forfeit held
+# money, appeals, certify, revoke, suspend) need an MFA step in the same session at most this
+# many seconds ago: at login with TOTP, or by reauthenticating with a code.
+STAFF_MFA_MAX_AGE_SECONDS = env.int("STAFF_MFA_MAX_AGE_SECONDS", default=15 * 60)
 MFA_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", default="Expert Marketplace")
 
 HEADLESS_ONLY = False
