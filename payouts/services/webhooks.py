@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 import stripe
@@ -153,3 +154,20 @@ def _dispatch(stored: StripeEvent, evidence: Any) -> tuple[str, str]:
             return StripeEventStatus.IGNORED, "no transfer named"
         return payout_runs.payout_event_apply(event_type=stored.type, evidence=evidence)
     return StripeEventStatus.IGNORED, "event type not used"
+
+
+def stripe_events_retry(*, older_than_seconds: int = 60, limit: int = 500) -> int:
+    """Apply stored events left `received` because Stripe could not be read back; each one
+    is applied once (the row lock in `stripe_event_apply`). Returns how many were applied."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    applied = 0
+    pending = StripeEvent.objects.filter(
+        status=StripeEventStatus.RECEIVED, received_at__lte=cutoff
+    ).order_by("pk")[:limit]
+    for event_pk in list(pending.values_list("pk", flat=True)):
+        try:
+            stored = stripe_event_apply(event_pk=event_pk)
+        except funding.PaymentProviderUnavailable:
+            break  # Stripe is still down: the next run tries again
+        applied += stored.status != StripeEventStatus.RECEIVED
+    return applied

@@ -433,6 +433,27 @@ def test_stripe_down_while_verifying_leaves_the_event_for_a_retry(
     assert escrow(project) == 4_000
 
 
+def test_events_left_received_are_applied_by_the_retry_task(
+    client_for: Client_, lab_owner: User, project: Project, stripe_local: LocalStripe
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from payouts.tasks import stripe_events_retry_task
+
+    session_id = _open_checkout(client_for(lab_owner), project, 5_000)
+    stripe_local.server.stripe.checkout_pay(session_id)
+    stripe_local.state.faults.fail_next = 1
+    assert [r.status_code for r in stripe_local.deliver()] == [503]
+    StripeEvent.objects.update(received_at=timezone.now() - timedelta(minutes=5))
+    stripe_local.state.faults.fail_next = 1  # still down: nothing applied, nothing lost
+    assert stripe_events_retry_task.apply().get() == 0
+    assert stripe_events_retry_task.apply().get() == 1
+    assert StripeEvent.objects.get().status == "applied"
+    assert escrow(project) == 4_000
+
+
 # --- Issue 17: payouts of a connected account to its bank -------------------------------------
 
 

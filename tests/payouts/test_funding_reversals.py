@@ -257,3 +257,29 @@ def test_a_refund_of_a_charge_that_is_no_funding_is_ignored(
     assert all(response.status_code == 200 for response in stripe_local.deliver())
     assert not LedgerTransaction.objects.exists()
     assert StripeEvent.objects.get(type="charge.refunded").status == "ignored"
+
+
+def test_the_local_servers_control_routes_refund_dispute_and_close(
+    paid: Funding, project: Project, stripe_local: LocalStripe
+) -> None:
+    """The same actions over HTTP, as a demo or another process would drive them."""
+    import urllib.request
+
+    def control(path: str, body: dict[str, Any]) -> dict[str, Any]:
+        request = urllib.request.Request(  # noqa: S310  (the local test server)
+            f"{stripe_local.server.url}/_test/{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        return json.loads(urllib.request.urlopen(request, timeout=5).read())  # noqa: S310
+
+    refund = control(f"charges/{paid.charge_id}/refund", {"amount": 10_000})
+    assert refund["object"] == "refund" and refund["amount"] == 10_000
+    dispute = control(f"charges/{paid.charge_id}/dispute", {"amount": 20_000})
+    assert dispute["status"] == "needs_response"
+    stripe_local.deliver()
+    assert escrow(project) == 80_000 - 8_000 - 16_000
+    assert control(f"disputes/{dispute['id']}/close", {"status": "won"})["status"] == "won"
+    stripe_local.deliver()
+    assert escrow(project) == 80_000 - 8_000
+    assert ledger_verify().is_clean
