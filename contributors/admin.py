@@ -26,16 +26,26 @@ from contributors.models import (
     SuspensionEvent,
 )
 from marketplace.errors import Conflict
-from marketplace.permissions import user_has_mfa
+from marketplace.permissions import has_recent_mfa, user_has_mfa
 
 
 def _mfa_or_refuse(modeladmin: admin.ModelAdmin, request: HttpRequest) -> bool:
-    if user_has_mfa(request.user):
-        return True
-    modeladmin.message_user(
-        request, "Enable two-factor authentication before this action.", level=messages.ERROR
-    )
-    return False
+    """Admin actions that certify, revoke or suspend need MFA set up and an MFA step in this
+    session within STAFF_MFA_MAX_AGE_SECONDS, like the API and the desk."""
+    if not user_has_mfa(request.user):
+        modeladmin.message_user(
+            request, "Enable two-factor authentication before this action.", level=messages.ERROR
+        )
+        return False
+    if not has_recent_mfa(request, request.user):
+        modeladmin.message_user(
+            request,
+            "Confirm with your authenticator code first (/accounts/2fa/reauthenticate/), "
+            "then run the action again.",
+            level=messages.ERROR,
+        )
+        return False
+    return True
 
 
 @admin.register(Skill)

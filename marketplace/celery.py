@@ -46,6 +46,15 @@ app.conf.beat_schedule = {
         "task": "payouts.tasks.payout_runs_reconcile_task",
         "schedule": crontab(minute=15),
     },
+    "idempotency-records-purge": {
+        "task": "marketplace.tasks.idempotency_records_purge_task",
+        "schedule": crontab(hour=3, minute=47),
+    },
+    # Verified Stripe events that could not be read back from Stripe when they arrived.
+    "stripe-events-retry": {
+        "task": "payouts.tasks.stripe_events_retry_task",
+        "schedule": 300.0,
+    },
     "sessions-clear-expired": {
         "task": "marketplace.tasks.sessions_clear_expired_task",
         "schedule": crontab(hour=3, minute=17),

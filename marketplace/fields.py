@@ -58,3 +58,34 @@ class StrictFloatField(serializers.FloatField):
         if isinstance(data, bool) or not isinstance(data, int | float):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": "^[a-z]{3}$",
+        "example": "usd",
+        "description": "an ISO 4217 code Stripe supports, lower case",
+    }
+)
+class CurrencyField(serializers.Field):
+    """A currency: an ISO 4217 code Stripe supports, in lower case (`usd`, `eur`, `jpy`).
+    Anything else (`xyz`, `USD`, `840`) is a 400 `unsupported_currency`; nothing is
+    normalised, so what is stored is exactly what the client sent."""
+
+    default_error_messages = {
+        "unsupported_currency": (
+            "Must be a lower-case ISO 4217 currency code that Stripe supports, e.g. 'usd'; "
+            "got {value!r}."
+        ),
+    }
+
+    def to_internal_value(self, data: Any) -> str:
+        from marketplace.currencies import is_supported_currency
+
+        if not is_supported_currency(data):
+            self.fail("unsupported_currency", value=data)
+        return str(data)
+
+    def to_representation(self, value: Any) -> str:
+        return str(value)

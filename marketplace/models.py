@@ -6,6 +6,7 @@ import secrets
 from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -160,6 +161,10 @@ class WebhookEvent(models.TextChoices):
     ITEM_COMPLETED = "item.completed", "An item has all its labels"
     SCORING_RUN_COMPLETED = "scoring_run.completed", "A scoring run finished"
     PROJECT_BUDGET_LOW = "project.budget_low", "A project's escrow is running low"
+    PROJECT_FUNDING_REVERSED = (
+        "project.funding_reversed",
+        "A payment into a project was refunded or disputed",
+    )
     EXPORT_READY = "export.ready", "An export job's file is ready"
     WEBHOOK_TEST = "webhook.test", "The test button"
 
@@ -222,3 +227,34 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} to {self.endpoint_id} ({self.status})"
+
+
+class IdempotencyRecord(models.Model):
+    """One `Idempotency-Key` of one caller on one endpoint: claimed while its request runs
+    (no status yet), then the stored answer to replay (`marketplace/idempotency.py`)."""
+
+    # `user:<id>` or `api_key:<id>`: a key belongs to whoever sent it.
+    caller = models.CharField(max_length=64)
+    # Method and path, e.g. `POST /api/v1/projects/7/fund/`.
+    endpoint = models.CharField(max_length=300)
+    key = models.CharField(max_length=255)
+    # SHA-256 of method, full path and body; empty while a streamed body is being read.
+    fingerprint = models.CharField(max_length=64, blank=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["caller", "endpoint", "key"], name="idempotency_key_once_per_caller"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.caller} {self.endpoint} {self.key}"
+
+    @property
+    def is_in_flight(self) -> bool:
+        return self.status_code is None

@@ -21,7 +21,7 @@ from rest_framework import exceptions
 from marketplace import selectors
 from marketplace.errors import flatten_validation_errors
 from marketplace.models import Lab, User
-from marketplace.permissions import user_has_mfa
+from marketplace.permissions import has_recent_mfa, user_has_mfa
 
 View = Callable[..., HttpResponse]
 
@@ -42,7 +42,10 @@ def lab_for_page(request: HttpRequest, lab_id: int, roles: Iterable[str]) -> tup
 
 
 def staff_desk(view: View) -> View:
-    """Admin desk pages: staff only (404 for anyone else), and only once MFA is set up."""
+    """Admin desk pages: staff only (404 for anyone else), and only once MFA is set up. Every
+    action (a POST) also needs an MFA step in this session within STAFF_MFA_MAX_AGE_SECONDS:
+    otherwise allauth suspends the request and sends the person to its reauthentication page,
+    which replays the request once a code is entered."""
 
     @login_required
     @wraps(view)
@@ -51,6 +54,11 @@ def staff_desk(view: View) -> View:
             raise Http404
         if not user_has_mfa(request.user):
             return render(request, "marketplace/mfa_required.html", status=403)
+        if request.method == "POST" and not has_recent_mfa(request, request.user):
+            from allauth.account.internal.flows.reauthentication import suspend_request
+            from django.urls import reverse
+
+            return suspend_request(request, reverse("mfa_reauthenticate"))
         return view(request, *args, **kwargs)
 
     return wrapped

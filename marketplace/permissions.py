@@ -6,9 +6,11 @@ caller who can see an object but lacks the role for an action gets 403.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from rest_framework import exceptions, permissions
 from rest_framework.request import Request
 
@@ -75,8 +77,72 @@ class IsStaff(permissions.BasePermission):
         )
 
 
+def _session_of(request: Any) -> Any:
+    """The session the caller is signed in with: the headless session behind an
+    `X-Session-Token` (DRF puts it in `request.auth`), else the browser session."""
+    from django.contrib.sessions.backends.base import SessionBase
+
+    auth = getattr(request, "auth", None)
+    if isinstance(auth, SessionBase):
+        return auth
+    return getattr(getattr(request, "_request", request), "session", None)
+
+
+def mfa_step_age_seconds(request: Any, user: Any) -> float | None:
+    """Seconds since this session last passed an MFA step (a TOTP or recovery code at login,
+    or a reauthentication), from allauth's own authentication records in the session; None
+    if it never did. Adding an authenticator is not an MFA step: a session opened before TOTP
+    was set up has none until it enters a code."""
+    from types import SimpleNamespace
+
+    from allauth.account.internal.flows.login import get_authentication_records
+
+    session = _session_of(request)
+    if session is None or not isinstance(user, User):
+        return None
+    records = get_authentication_records(SimpleNamespace(session=session), user)
+    moments = [
+        float(record["at"])
+        for record in records
+        if record.get("method") == "mfa" and isinstance(record.get("at"), int | float)
+    ]
+    if not moments:
+        return None
+    return max(0.0, time.time() - max(moments))
+
+
+def has_recent_mfa(request: Any, user: Any) -> bool:
+    age = mfa_step_age_seconds(request, user)
+    return age is not None and age < settings.STAFF_MFA_MAX_AGE_SECONDS
+
+
+class ReauthenticationRequired(exceptions.NotAuthenticated):
+    """401 with what to do: confirm with an authenticator code, then send the request again."""
+
+    default_code = "reauthentication_required"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Confirm with your authenticator app first: this action needs an MFA step in this "
+            f"session within the last {settings.STAFF_MFA_MAX_AGE_SECONDS // 60} minutes. Post a "
+            "current code to the reauthenticate URL in details, then send the request again.",
+            code=self.default_code,
+        )
+        self.details = {
+            "reauthenticate": {
+                "app": "/_allauth/app/v1/auth/2fa/reauthenticate",
+                "browser": "/_allauth/browser/v1/auth/2fa/reauthenticate",
+                "page": "/accounts/2fa/reauthenticate/",
+            },
+            "body": {"code": "<current TOTP or a recovery code>"},
+            "max_age_seconds": settings.STAFF_MFA_MAX_AGE_SECONDS,
+        }
+
+
 class IsStaffWithMfa(IsStaff):
-    """Staff who have MFA enabled: required before any money or certification action."""
+    """Staff who passed MFA *in this session*, recently: required before any money or
+    certification action. Having a TOTP device on the account is not enough (issue 17: a
+    session opened before TOTP was added approved a payout run)."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
         if not super().has_permission(request, view):
@@ -87,4 +153,6 @@ class IsStaffWithMfa(IsStaff):
                 "revoking or moving money.",
                 code="mfa_required",
             )
+        if not has_recent_mfa(request, request.user):
+            raise ReauthenticationRequired()
         return True

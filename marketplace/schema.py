@@ -67,6 +67,10 @@ ERROR_DESCRIPTIONS = {
     "410": "Too late: the lease or the deadline is over.",
     "413": "The body is over the size limit.",
     "415": "The body's content type is not one this operation reads.",
+    "422": (
+        "`idempotency_key_reused`: this `Idempotency-Key` was already used with another body "
+        "(409 `idempotency_key_in_flight` while its first request still runs)."
+    ),
     "429": "Too many requests; `Retry-After` says when to try again.",
 }
 
@@ -138,5 +142,19 @@ class AutoSchema(BaseAutoSchema):
             codes.append("404")
         if self.method in ("POST", "PUT", "PATCH"):
             codes += ["413", "415"]
-        extra = EXTRA_ERRORS.get((self.method, self.path), ())
-        return codes + [str(code) for code in extra if str(code) not in codes]
+        extra = list(EXTRA_ERRORS.get((self.method, self.path), ()))
+        if self._is_idempotent():
+            extra += [409, 422]
+        return codes + sorted({str(code) for code in extra if str(code) not in codes})
+
+    def _is_idempotent(self) -> bool:
+        handler = getattr(self.view, self.method.lower(), None)
+        return bool(getattr(handler, "idempotent", False))
+
+    def get_override_parameters(self) -> list[Any]:
+        parameters = list(super().get_override_parameters())
+        if self._is_idempotent():
+            from marketplace.idempotency import PARAMETER
+
+            parameters.append(PARAMETER)
+        return parameters

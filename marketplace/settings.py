@@ -207,6 +207,10 @@ if not ACCOUNT_RATE_LIMITS_ENABLED:
     ACCOUNT_RATE_LIMITS = False
 
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+# Staff money and certification actions (approve, execute, retry, release or forfeit held
+# money, appeals, certify, revoke, suspend) need an MFA step in the same session at most this
+# many seconds ago: at login with TOTP, or by reauthenticating with a code.
+STAFF_MFA_MAX_AGE_SECONDS = env.int("STAFF_MFA_MAX_AGE_SECONDS", default=15 * 60)
 MFA_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", default="Expert Marketplace")
 
 HEADLESS_ONLY = False
@@ -379,6 +383,10 @@ IMPORT_MAX_LINE_BYTES = env.int("IMPORT_MAX_LINE_BYTES", default=1024 * 1024)
 IMPORT_MAX_LINES = env.int("IMPORT_MAX_LINES", default=100_000)
 # How many line errors an import's 400 lists at most (the total is always given).
 IMPORT_MAX_LISTED_ERRORS = 1000
+
+# `Idempotency-Key` on the POSTs that create money or objects: how long a key's stored answer
+# is replayed (then the key is new again). Stripe keeps its keys as long.
+IDEMPOTENCY_KEY_TTL_SECONDS = env.int("IDEMPOTENCY_KEY_TTL_SECONDS", default=24 * 3600)
 
 # --- Stripe ---------------------------------------------------------------------------------
 # With no key, the embedded default talks to the project's own local Stripe-compatible server

@@ -24,3 +24,12 @@ def webhook_deliver_due_task() -> int:
     from marketplace.webhooks import webhook_deliver_due
 
     return webhook_deliver_due()
+
+
+@shared_task(
+    name="marketplace.tasks.idempotency_records_purge_task", time_limit=600, soft_time_limit=540
+)
+def idempotency_records_purge_task() -> int:
+    from marketplace.idempotency import idempotency_records_purge
+
+    return idempotency_records_purge()

@@ -9,6 +9,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from payouts.models import (
+    BankPayout,
     Funding,
     LedgerAccount,
     LedgerEntry,
@@ -57,7 +58,18 @@ class LedgerTransactionAdmin(ReadOnlyAdmin):
 
 @admin.register(Funding)
 class FundingAdmin(ReadOnlyAdmin):
-    list_display = ["id", "project", "amount", "currency", "status", "created_at", "paid_at"]
+    list_display = [
+        "id",
+        "project",
+        "amount",
+        "currency",
+        "status",
+        "amount_refunded",
+        "amount_disputed",
+        "shortfall",
+        "created_at",
+        "paid_at",
+    ]
 
 
 @admin.register(StripeEvent)
@@ -79,4 +91,10 @@ class PayoutRunAdmin(ReadOnlyAdmin):
 @admin.register(PayoutLine)
 class PayoutLineAdmin(ReadOnlyAdmin):
     list_display = ["id", "run", "user", "total", "status", "transfer_id"]
+    list_filter = ["status"]
+
+
+@admin.register(BankPayout)
+class BankPayoutAdmin(ReadOnlyAdmin):
+    list_display = ["stripe_payout_id", "payout_account", "amount", "currency", "status"]
     list_filter = ["status"]

@@ -16,7 +16,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketplace.errors import Conflict
-from marketplace.fields import MoneyAmountField
+from marketplace.fields import CurrencyField, MoneyAmountField
+from marketplace.idempotency import idempotent
 from marketplace.models import User
 from marketplace.permissions import (
     LAB_MANAGE_ROLES,
@@ -49,6 +50,7 @@ class ProjectFundView(APIView):
         responses={201: CheckoutSerializer},
         summary="Open a Stripe Checkout for an amount; escrow grows only when Stripe confirms",
     )
+    @idempotent
     def post(self, request: Request, project_id: int) -> Response:
         project = lab_project(request, project_id, LAB_MANAGE_ROLES)
         payload = FundSerializer(data=request.data)
@@ -156,7 +158,7 @@ class MyEarningsView(APIView):
 class PayoutRunCreateSerializer(serializers.Serializer):
     period_start = serializers.DateField()
     period_end = serializers.DateField()
-    currency = serializers.RegexField(r"^[a-z]{3}$", default="usd")
+    currency = CurrencyField(default="usd")
 
 
 class PayoutRunSerializer(serializers.ModelSerializer):
@@ -209,6 +211,7 @@ class AdminPayoutRunListView(APIView):
         responses={201: PayoutRunSerializer},
         summary="Draft a payout run: one line per expert with a positive payable",
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         payload = PayoutRunCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)

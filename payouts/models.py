@@ -26,11 +26,17 @@ class AccountKind(models.TextChoices):
     PAYOUT_IN_FLIGHT = "payout_in_flight", "Payout in flight"
     PLATFORM_REVENUE = "platform_revenue", "Platform revenue"
     STRIPE_CLEARING = "stripe_clearing", "Stripe clearing"
+    # What labs owe the platform: refunded or disputed money their escrow no longer held
+    # (it was already committed to experts' work), advanced by the platform.
+    FUNDING_SHORTFALL = "funding_shortfall", "Funding shortfall (owed by labs)"
 
 
 # Only these may go negative: Stripe clearing mirrors money held at Stripe (negative = cash the
-# platform holds there), and revenue can be corrected downwards.
-PLATFORM_KINDS = frozenset({AccountKind.PLATFORM_REVENUE, AccountKind.STRIPE_CLEARING})
+# platform holds there), revenue can be corrected downwards, and the shortfall account is a
+# receivable (negative = what labs owe).
+PLATFORM_KINDS = frozenset(
+    {AccountKind.PLATFORM_REVENUE, AccountKind.STRIPE_CLEARING, AccountKind.FUNDING_SHORTFALL}
+)
 PROJECT_KINDS = frozenset({AccountKind.PROJECT_ESCROW, AccountKind.PROJECT_RESERVE})
 EXPERT_KINDS = frozenset({AccountKind.EXPERT_PAYABLE, AccountKind.EXPERT_HELD})
 # Accounts owned by an expert on one project.
@@ -41,6 +47,8 @@ class TransactionKind(models.TextChoices):
     """Why money moved; every ledger transaction has one (docs/MONEY.md lists the postings)."""
 
     FUNDING = "funding", "Funding"
+    FUNDING_REVERSAL = "funding_reversal", "Funding refunded or disputed"
+    FUNDING_REINSTATED = "funding_reinstated", "Funding reinstated (dispute won, refund failed)"
     EARNING = "earning", "Earning booked (pending)"
     EARNING_RELEASE = "earning_release", "Earnings released"
     EARNING_FORFEIT = "earning_forfeit", "Earnings forfeited"
@@ -212,6 +220,17 @@ class Funding(models.Model):
         max_length=4, choices=FundingStatus.choices, default=FundingStatus.OPEN
     )
     checkout_session_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    # What Stripe said when it was credited (read back from Stripe, never from the event body):
+    # refund and dispute events name a charge and its payment intent, which lead here.
+    payment_intent_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    charge_id = models.CharField(max_length=255, blank=True)
+    # Why Stripe's view was refused (unpaid, another amount or currency), for the staff.
+    note = models.TextField(blank=True)
+    # Refunded and disputed (still withdrawn) at Stripe, as booked out of the project; and the
+    # part of it the escrow no longer held, which the platform advanced (docs/MONEY.md).
+    amount_refunded = models.BigIntegerField(default=0)
+    amount_disputed = models.BigIntegerField(default=0)
+    shortfall = models.BigIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
@@ -221,6 +240,14 @@ class Funding(models.Model):
     class Meta:
         constraints: ClassVar = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="funding_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(amount_refunded__gte=0)
+                & Q(amount_disputed__gte=0)
+                & Q(shortfall__gte=0)
+                & Q(shortfall__lte=models.F("amount_refunded") + models.F("amount_disputed"))
+                & Q(amount__gte=models.F("amount_refunded") + models.F("amount_disputed")),
+                name="funding_reversals_bounded",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -268,6 +295,36 @@ class PayoutAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stripe_account_id} of {self.user_id}"
+
+
+class BankPayoutStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    IN_TRANSIT = "in_transit", "In transit"
+    PAID = "paid", "Paid"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+
+
+class BankPayout(models.Model):
+    """A payout of an expert's connected account to their bank, as Stripe reported it
+    (`payout.paid`, `payout.failed`). No money moves in our ledger: the transfer to the
+    connected account was the platform's payment; this is Stripe paying it out to the bank."""
+
+    payout_account = models.ForeignKey(
+        PayoutAccount, on_delete=models.PROTECT, related_name="bank_payouts"
+    )
+    stripe_payout_id = models.CharField(max_length=255, unique=True)
+    amount = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=10, choices=BankPayoutStatus.choices)
+    arrival_date = models.DateTimeField(null=True, blank=True)
+    failure_code = models.CharField(max_length=100, blank=True)
+    failure_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.stripe_payout_id}: {self.amount} {self.currency} ({self.status})"
 
 
 class PayoutRunStatus(models.TextChoices):

@@ -50,7 +50,10 @@ def expert_payout_account(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "payouts/expert_payout_account.html",
-        {"account": selectors.payout_account_of(user=user)},
+        {
+            "account": selectors.payout_account_of(user=user),
+            "bank_payouts": selectors.bank_payouts_of(user=user),
+        },
     )
 
 

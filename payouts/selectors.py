@@ -107,6 +107,15 @@ def payout_account_of(*, user: Any) -> Any:
     return PayoutAccount.objects.filter(user=user).first()
 
 
+def bank_payouts_of(*, user: Any, limit: int = 20) -> list[Any]:
+    """The expert's latest payouts to their bank, as Stripe reported them."""
+    from payouts.models import BankPayout
+
+    return list(
+        BankPayout.objects.filter(payout_account__user=user).order_by("-created_at", "-pk")[:limit]
+    )
+
+
 def payout_runs_needing_attention() -> Any:
     """Runs an admin has to act on: drafts to approve, approved to execute, stopped runs."""
     from payouts.models import PayoutRun, PayoutRunStatus

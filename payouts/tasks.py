@@ -3,7 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from payouts.models import PayoutRun
-from payouts.services import earnings, ledger, payout_runs
+from payouts.services import earnings, ledger, payout_runs, webhooks
 
 
 @shared_task(
@@ -47,3 +47,10 @@ def payout_runs_reconcile_task() -> int:
             payout_runs.payout_run_reconcile(run=run)
             checked += 1
     return checked
+
+
+@shared_task(name="payouts.tasks.stripe_events_retry_task", time_limit=600, soft_time_limit=540)
+def stripe_events_retry_task() -> int:
+    """Apply verified events still `received` (Stripe could not be read back when they arrived):
+    Stripe redelivers them too, this does not wait for it. Returns how many were applied."""
+    return webhooks.stripe_events_retry()

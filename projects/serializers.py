@@ -9,7 +9,12 @@ from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_fiel
 from rest_framework import serializers
 
 from contributors.models import Skill
-from marketplace.fields import MoneyAmountField, StrictFloatField, StrictIntegerField
+from marketplace.fields import (
+    CurrencyField,
+    MoneyAmountField,
+    StrictFloatField,
+    StrictIntegerField,
+)
 from projects.models import (
     DimensionKind,
     PayUnit,
@@ -20,7 +25,6 @@ from projects.models import (
 )
 
 DIMENSION_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-CURRENCY = re.compile(r"^[a-z]{3}$")
 MAX_DIMENSIONS = 30
 MAX_CHOICE_OPTIONS = 20
 MAX_LIKERT_STEPS = 101
@@ -101,12 +105,7 @@ class RubricInSerializer(serializers.Serializer):
 class PaySerializer(serializers.Serializer):
     unit = serializers.ChoiceField(choices=PayUnit.choices)
     base_rate = MoneyAmountField()
-    currency = serializers.CharField(max_length=3, default="usd")
-
-    def validate_currency(self, value: str) -> str:
-        if not CURRENCY.match(value):
-            raise serializers.ValidationError("a 3-letter lowercase ISO currency code, e.g. 'usd'")
-        return value
+    currency = CurrencyField(default="usd")
 
 
 class SkillKeyField(serializers.CharField):

@@ -207,9 +207,10 @@ def rubric_version_create(
 
 
 def project_transition(
-    *, project: Project, to_status: str, changed_by: User, reason: str = ""
+    *, project: Project, to_status: str, changed_by: User | None, reason: str = ""
 ) -> Project:
-    """Move a project along PROJECT_TRANSITIONS, recording who and when."""
+    """Move a project along PROJECT_TRANSITIONS, recording who and when (`changed_by` None:
+    the platform itself, e.g. pausing a project whose payment was refunded)."""
     with transaction.atomic():
         locked = Project.objects.select_for_update().get(pk=project.pk)
         if to_status not in PROJECT_TRANSITIONS[locked.status]:

@@ -93,7 +93,7 @@ def headless_login(client: APIClient, email: str, password: str = PASSWORD) -> s
     ]
     if response.status_code == 401 and pending == ["mfa_authenticate"]:
         user = User.objects.get(email__iexact=email)
-        for windows_ahead in (0, 1):  # the current code may already be spent in this window
+        for windows_ahead in (0, 1, -1):  # the current code may already be spent in this window
             response = client.post(
                 f"{HEADLESS}/auth/2fa/authenticate",
                 {"code": current_totp_code(user, windows_ahead)},
@@ -106,11 +106,43 @@ def headless_login(client: APIClient, email: str, password: str = PASSWORD) -> s
     return response.json()["meta"]["session_token"]
 
 
-def browser(user: User, *, csrf: bool = False) -> Client:
-    """A page client signed in as `user` (a browser session); `csrf` enforces CSRF checks."""
+def has_totp(user: User) -> bool:
+    from allauth.mfa.models import Authenticator
+
+    return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
+
+
+def browser(user: User, *, csrf: bool = False, mfa: bool = True) -> Client:
+    """A page client signed in as `user` (a browser session); `csrf` enforces CSRF checks.
+
+    A person with TOTP also passes a real MFA step in the session (allauth's reauthentication
+    page with a current code), as staff must before money and certification actions; `mfa`
+    False leaves the session without it."""
     client = Client(enforce_csrf_checks=csrf)
     client.force_login(user)
+    if mfa and has_totp(user):
+        mfa_reauthenticate_page(client, user)
     return client
+
+
+def mfa_reauthenticate_page(client: Client, user: User) -> None:
+    """Enter a TOTP code on allauth's MFA reauthentication page (records an "mfa" step)."""
+    from django.urls import reverse
+
+    url = reverse("mfa_reauthenticate")
+    client.get(url)  # the form's page sets the CSRF cookie (for clients that enforce CSRF)
+    token = client.cookies["csrftoken"].value if "csrftoken" in client.cookies else ""
+    for windows_ahead in (0, 1, -1):  # a code already used in this window is refused
+        code = current_totp_code(user, windows_ahead)
+        client.post(url, {"code": code, "csrfmiddlewaretoken": token})
+        if _has_recent_mfa(client):
+            return
+    raise AssertionError(f"no TOTP code was accepted for {user.email}")
+
+
+def _has_recent_mfa(client: Client) -> bool:
+    records = client.session.get("account_authentication_methods") or []
+    return any(record.get("method") == "mfa" for record in records)
 
 
 @pytest.fixture

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import stripe
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 
 from marketplace.models import User
-from payouts.models import PayoutAccount
+from payouts.models import BankPayout, BankPayoutStatus, PayoutAccount
 from payouts.services.funding import PaymentProviderUnavailable
 from payouts.stripe_gateway import stripe_client
 
@@ -76,3 +77,64 @@ def payout_account_capability_sync(*, capability: dict[str, Any]) -> bool:
         transfers_active=capability.get("status") == "active"
     )
     return bool(updated)
+
+
+def bank_payout_record(*, stripe_account: str, payout: dict[str, Any]) -> tuple[bool, str]:
+    """Record a connected account's `payout.*` event on the expert's payout account, once per
+    payout id, and email the expert when it failed.
+
+    The signed event body is used as sent: no money moves on it (the ledger paid the expert
+    with the transfer; this is Stripe paying their balance out to the bank), so there is
+    nothing to credit wrongly. A failure is final: a late `payout.paid` does not undo it.
+    """
+    account = PayoutAccount.objects.filter(stripe_account_id=stripe_account).first()
+    if account is None or not stripe_account:
+        return False, "not a payout of a connected account we know"
+    payout_id = payout.get("id")
+    amount = payout.get("amount")
+    if not isinstance(payout_id, str) or not isinstance(amount, int):
+        return False, "not a payout object"
+    status = str(payout.get("status") or "")
+    if status not in BankPayoutStatus.values:
+        status = BankPayoutStatus.PENDING
+    arrival = payout.get("arrival_date")
+    fields = {
+        "amount": amount,
+        "currency": str(payout.get("currency") or "").lower()[:3],
+        "arrival_date": (
+            datetime.fromtimestamp(arrival, tz=UTC) if isinstance(arrival, int) else None
+        ),
+        "failure_code": str(payout.get("failure_code") or "")[:100],
+        "failure_message": str(payout.get("failure_message") or ""),
+    }
+    with transaction.atomic():
+        row, created = BankPayout.objects.select_for_update().get_or_create(
+            stripe_payout_id=payout_id,
+            defaults={"payout_account": account, "status": status, **fields},
+        )
+        if created:
+            newly_failed = status == BankPayoutStatus.FAILED
+        elif row.status == BankPayoutStatus.FAILED:
+            return False, "already failed"
+        else:
+            newly_failed = status == BankPayoutStatus.FAILED
+            BankPayout.objects.filter(pk=row.pk).update(status=status, **fields)
+        if newly_failed:
+            _tell_expert_payout_failed(account, amount, fields)
+    return True, ""
+
+
+def _tell_expert_payout_failed(account: PayoutAccount, amount: int, fields: dict[str, Any]) -> None:
+    from marketplace.templatetags.marketplace_tags import money
+    from payouts.services.notify import email_after_commit
+
+    email_after_commit(
+        recipients=[account.user.email],
+        subject="Your payout to your bank failed",
+        message=(
+            f"Stripe could not pay {money(amount, fields['currency'])} out to your bank: "
+            f"{fields['failure_message'] or fields['failure_code'] or 'no reason given'}.\n\n"
+            "The money is back in your Stripe balance. Check your bank details with Stripe "
+            f"from your payout account page: {settings.SITE_URL}/expert/payout-account/"
+        ),
+    )

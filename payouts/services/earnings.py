@@ -631,16 +631,16 @@ def payable_hold(*, user: User) -> int:
     with transaction.atomic():
         for payable in _balances(user, AccountKind.EXPERT_PAYABLE):
             held = account_for(kind=AccountKind.EXPERT_HELD, currency=payable.currency, user=user)
-            # Read before posting: ledger_post leaves the new (zero) balance on the object.
+            # Read before booking: ledger_post leaves the new (zero) balance on the object.
             amount = payable.balance
-            ledger_post(
+            _, created = ledger_post(
                 idempotency_key=f"hold:{payable.pk}:{_state_key(payable)}",
                 currency=payable.currency,
                 postings=[(payable, -amount), (held, amount)],
                 kind=TransactionKind.HOLD,
                 metadata={"user_id": user.pk},
             )
-            moved += amount
+            moved += amount if created else 0
     return moved
 
 
@@ -653,14 +653,14 @@ def held_release(*, user: User) -> int:
                 kind=AccountKind.EXPERT_PAYABLE, currency=held.currency, user=user
             )
             amount = held.balance
-            ledger_post(
+            _, created = ledger_post(
                 idempotency_key=f"release:{held.pk}:{_state_key(held)}",
                 currency=held.currency,
                 postings=[(held, -amount), (payable, amount)],
                 kind=TransactionKind.RELEASE,
                 metadata={"user_id": user.pk},
             )
-            moved += amount
+            moved += amount if created else 0
     return moved
 
 

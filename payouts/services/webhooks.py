@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 import stripe
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 from marketplace.errors import DomainError
 from payouts.models import StripeEvent, StripeEventStatus
-from payouts.services import accounts, funding
+from payouts.services import accounts, funding, reversals
 
 logger = logging.getLogger(__name__)
 
@@ -63,14 +64,28 @@ def stripe_event_receive(*, payload: bytes, signature_header: str) -> StripeEven
     return stripe_event_apply(event_pk=stored.pk)
 
 
+CHECKOUT_EVENTS = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
+
+
 def stripe_event_apply(*, event_pk: int) -> StripeEvent:
+    """Apply a stored event once. What the event is about is first read back from Stripe
+    (outside any database transaction: never network I/O while holding row locks), then the
+    event row is locked and the change booked from Stripe's answer, not from the event body.
+
+    If Stripe cannot answer, PaymentProviderUnavailable (503) leaves the event `received`:
+    Stripe retries a delivery that was not answered 2xx, and the retry applies it.
+    """
+    stored = StripeEvent.objects.get(pk=event_pk)
+    if stored.status != StripeEventStatus.RECEIVED:
+        return stored
+    evidence = _fetch(stored)
     with transaction.atomic():
         # The row lock makes concurrent deliveries of one event apply it once: the second
-        # waits here, then sees it already applied.
+        # waits here, then sees it already applied (its fetch was wasted, nothing more).
         stored = StripeEvent.objects.select_for_update().get(pk=event_pk)
         if stored.status != StripeEventStatus.RECEIVED:
             return stored
-        status, note = _dispatch(stored)
+        status, note = _dispatch(stored, evidence)
         stored.status = status
         stored.note = note
         stored.processed_at = timezone.now()
@@ -80,14 +95,47 @@ def stripe_event_apply(*, event_pk: int) -> StripeEvent:
     return stored
 
 
-def _dispatch(stored: StripeEvent) -> tuple[str, str]:
+def _object(stored: StripeEvent) -> dict[str, Any]:
+    obj = stored.payload.get("data", {}).get("object", {})
+    return obj if isinstance(obj, dict) else {}
+
+
+def _fetch(stored: StripeEvent) -> Any:
+    """Stripe's own view of the event's object, for the types that move money."""
+    if stored.livemode != settings.STRIPE_LIVEMODE:
+        return None
+    obj = _object(stored)
+    if stored.type in CHECKOUT_EVENTS and isinstance(obj.get("id"), str):
+        return funding.funding_session_fetch(session_id=obj["id"])
+    if stored.type in reversals.REFUND_EVENTS:
+        return reversals.charge_fetch(event_type=stored.type, obj=obj)
+    if stored.type in reversals.DISPUTE_EVENTS:
+        return reversals.dispute_fetch(obj=obj)
+    if stored.type.startswith("transfer."):
+        from payouts.services.payout_runs import events
+
+        transfer_id = events.event_transfer_id(obj)
+        return events.transfer_fetch(transfer_id=transfer_id) if transfer_id else None
+    return None
+
+
+def _dispatch(stored: StripeEvent, evidence: Any) -> tuple[str, str]:
     if stored.livemode != settings.STRIPE_LIVEMODE:
         return StripeEventStatus.IGNORED, "livemode does not match this deployment"
-    obj: dict[str, Any] = stored.payload.get("data", {}).get("object", {})
-    if stored.type in ("checkout.session.completed", "checkout.session.async_payment_succeeded"):
-        if funding.funding_credit(session=obj):
-            return StripeEventStatus.APPLIED, ""
-        return StripeEventStatus.IGNORED, "not paid, unknown session, or already booked"
+    obj = _object(stored)
+    if stored.type in CHECKOUT_EVENTS:
+        if evidence is None:
+            return StripeEventStatus.IGNORED, "no session id"
+        booked, note = funding.funding_credit(evidence=evidence)
+        return (StripeEventStatus.APPLIED, "") if booked else (StripeEventStatus.IGNORED, note)
+    if stored.type in reversals.REFUND_EVENTS:
+        if evidence is None:
+            return StripeEventStatus.IGNORED, "no charge named"
+        return reversals.refund_apply(evidence=evidence)
+    if stored.type in reversals.DISPUTE_EVENTS:
+        if evidence is None:
+            return StripeEventStatus.IGNORED, "no dispute named"
+        return reversals.dispute_apply(evidence=evidence)
     if stored.type == "account.updated":
         if accounts.payout_account_sync(stripe_account=obj):
             return StripeEventStatus.APPLIED, ""
@@ -96,8 +144,30 @@ def _dispatch(stored: StripeEvent) -> tuple[str, str]:
         if accounts.payout_account_capability_sync(capability=obj):
             return StripeEventStatus.APPLIED, ""
         return StripeEventStatus.IGNORED, "unknown connected account"
-    if stored.type.startswith(("transfer.", "payout.")):
+    if stored.type.startswith("payout."):
+        booked, note = accounts.bank_payout_record(stripe_account=stored.account, payout=obj)
+        return (StripeEventStatus.APPLIED, "") if booked else (StripeEventStatus.IGNORED, note)
+    if stored.type.startswith("transfer."):
         from payouts.services import payout_runs
 
-        return payout_runs.payout_event_apply(event_type=stored.type, obj=obj)
+        if evidence is None:
+            return StripeEventStatus.IGNORED, "no transfer named"
+        return payout_runs.payout_event_apply(event_type=stored.type, evidence=evidence)
     return StripeEventStatus.IGNORED, "event type not used"
+
+
+def stripe_events_retry(*, older_than_seconds: int = 60, limit: int = 500) -> int:
+    """Apply stored events left `received` because Stripe could not be read back; each one
+    is applied once (the row lock in `stripe_event_apply`). Returns how many were applied."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    applied = 0
+    pending = StripeEvent.objects.filter(
+        status=StripeEventStatus.RECEIVED, received_at__lte=cutoff
+    ).order_by("pk")[:limit]
+    for event_pk in list(pending.values_list("pk", flat=True)):
+        try:
+            stored = stripe_event_apply(event_pk=event_pk)
+        except funding.PaymentProviderUnavailable:
+            break  # Stripe is still down: the next run tries again
+        applied += stored.status != StripeEventStatus.RECEIVED
+    return applied

@@ -2,15 +2,21 @@
 
 It speaks Stripe's wire format (form-encoded bodies with bracket notation in, JSON objects with
 `id`/`object` out, Stripe-shaped errors) for the endpoints the project uses: accounts, account
-links, balance, checkout sessions, payment intents, transfers (with list filters), transfer
-reversals, payouts and events. It honours `Idempotency-Key` as Stripe does: the same key and
-the same request replay the stored response (a 5xx included), the same key with another request
-is a 400 `idempotency_error`; keys expire after `idempotency_window_seconds`.
+links, balance, checkout sessions (with a list filtered by payment intent), payment intents,
+charges, refunds, disputes, transfers (with list filters), transfer reversals (full or partial,
+and their list), payouts and events. It honours `Idempotency-Key` as Stripe does: the same key
+and the same request replay the stored response (a 5xx included), the same key with another
+request is a 400 `idempotency_error`; keys expire after `idempotency_window_seconds`.
 
 Test-only control routes under `/_test/` fund the platform balance, inject faults (fail the
 next N calls with 500, answer 429, drop the response of a committed call), flip an account's
-`transfers` capability, fail a transfer, and register webhook endpoints. Webhooks are signed
-exactly like Stripe's (`Stripe-Signature: t=...,v1=HMAC-SHA256(secret, "t.payload")`).
+`transfers` capability, reverse a transfer (`{"amount"}` for a partial reversal), refund or
+dispute a paid checkout's charge (`/_test/charges/<id>/refund`, `.../dispute`), close a dispute
+won or lost (`/_test/disputes/<id>/close`), fail a connected account's payout, and register
+webhook endpoints. The same actions are methods of `LocalStripe` (`checkout_pay`,
+`reversal_create`, `refund_create`, `dispute_create`, `dispute_close`, `payout_create`,
+`payout_fail`). Webhooks are signed exactly like Stripe's
+(`Stripe-Signature: t=...,v1=HMAC-SHA256(secret, "t.payload")`).
 
 It depends on the standard library only, so it runs alone (`manage.py stripe_local`) or in a
 thread inside a test process.
@@ -119,6 +125,9 @@ PREFIXES = {
     "account_link": "link",
     "checkout.session": "cs_test",
     "payment_intent": "pi",
+    "charge": "ch",
+    "refund": "re",
+    "dispute": "dp",
     "transfer": "tr",
     "transfer_reversal": "trr",
     "payout": "po",
@@ -175,9 +184,15 @@ class LocalStripe:
         request = urllib.request.Request(  # noqa: S310  (a configured local webhook URL)
             url, data=payload, headers={**headers, "Content-Type": "application/json"}
         )
-        # A failed delivery is dropped here (Stripe would retry); the event stays listable.
-        with contextlib.suppress(Exception):
-            urllib.request.urlopen(request, timeout=10).read()  # noqa: S310
+
+        def send() -> None:
+            # A failed delivery is dropped here (Stripe would retry); the event stays listable.
+            with contextlib.suppress(Exception):
+                urllib.request.urlopen(request, timeout=10).read()  # noqa: S310
+
+        # Asynchronously, as Stripe does: the receiving site reads the object back from this
+        # server before it answers, and this call may hold the state lock.
+        threading.Thread(target=send, name="stripe-local-webhook", daemon=True).start()
 
     @staticmethod
     def _amount(params: dict[str, Any], name: str = "amount") -> int:
@@ -212,10 +227,23 @@ class LocalStripe:
         if resource == "checkout" and len(parts) >= 2 and parts[1] == "sessions":
             if method == "POST" and len(parts) == 2:
                 return 200, self.checkout_create(params)
+            if method == "GET" and len(parts) == 2:
+                return 200, self._filtered("checkout.session", params, ("payment_intent",))
             if method == "GET" and len(parts) == 3:
                 return 200, self._get(parts[2], "checkout.session")
         if resource == "payment_intents" and method == "GET" and len(parts) == 2:
             return 200, self._get(parts[1], "payment_intent")
+        if resource == "charges" and method == "GET" and len(parts) == 2:
+            return 200, self._get(parts[1], "charge")
+        if resource == "refunds":
+            if method == "POST" and len(parts) == 1:
+                return 200, self.refund_create(params)
+            if method == "GET" and len(parts) == 1:
+                return 200, self._filtered("refund", params, ("charge", "payment_intent"))
+            if method == "GET" and len(parts) == 2:
+                return 200, self._get(parts[1], "refund")
+        if resource == "disputes" and method == "GET" and len(parts) == 2:
+            return 200, self._get(parts[1], "dispute")
         if resource == "transfers":
             if method == "POST" and len(parts) == 1:
                 return 200, self.transfer_create(params)
@@ -225,6 +253,9 @@ class LocalStripe:
                 return 200, self._get(parts[1], "transfer")
             if method == "POST" and len(parts) == 3 and parts[2] == "reversals":
                 return 200, self.reversal_create(parts[1], params)
+            if method == "GET" and len(parts) == 3 and parts[2] == "reversals":
+                transfer = self._get(parts[1], "transfer")
+                return 200, self._list(transfer["reversals"]["data"][::-1], params)
         if resource == "payouts":
             if method == "POST" and len(parts) == 1:
                 return 200, self.payout_create(params)
@@ -322,10 +353,26 @@ class LocalStripe:
         intent = self._new(
             "payment_intent",
             amount=session["amount_total"],
+            amount_received=session["amount_total"],
             currency=session["currency"],
             status="succeeded",
             metadata=session["metadata"],
         )
+        charge = self._new(
+            "charge",
+            amount=session["amount_total"],
+            amount_captured=session["amount_total"],
+            amount_refunded=0,
+            currency=session["currency"],
+            payment_intent=intent["id"],
+            paid=True,
+            captured=True,
+            refunded=False,
+            disputed=False,
+            status="succeeded",
+            metadata=session["metadata"],
+        )
+        intent["latest_charge"] = charge["id"]
         session.update(status="complete", payment_status="paid", payment_intent=intent["id"])
         currency = session["currency"]
         self.state.balance[currency] = self.state.balance.get(currency, 0) + session["amount_total"]
@@ -410,13 +457,112 @@ class LocalStripe:
         self.emit("transfer.reversed", transfer)
         return reversal
 
-    def payout_create(self, params: dict[str, Any]) -> dict[str, Any]:
+    def payout_create(self, params: dict[str, Any], account: str | None = None) -> dict[str, Any]:
+        """A payout to a bank; with `account`, a connected account's payout (its events carry
+        the account, as Stripe's Connect events do)."""
         amount = self._amount(params)
         payout = self._new(
-            "payout", amount=amount, currency=params.get("currency", "usd"), status="paid"
+            "payout",
+            amount=amount,
+            currency=params.get("currency", "usd"),
+            status="paid",
+            arrival_date=int(time.time()),
+            failure_code=None,
+            failure_message=None,
         )
-        self.emit("payout.paid", payout)
+        self.emit("payout.paid", payout, account=account)
         return payout
+
+    def payout_fail(
+        self, payout_id: str, message: str, account: str | None = None
+    ) -> dict[str, Any]:
+        """The bank returned the money: Stripe reports `payout.failed` (also after `paid`)."""
+        payout = self._get(payout_id, "payout")
+        payout.update(status="failed", failure_code="account_closed", failure_message=message)
+        self.emit("payout.failed", payout, account=account)
+        return payout
+
+    def _filtered(
+        self, kind: str, params: dict[str, Any], filters: tuple[str, ...]
+    ) -> dict[str, Any]:
+        rows = [obj for obj in self.state.objects.values() if obj["object"] == kind]
+        for name in filters:
+            if params.get(name):
+                rows = [row for row in rows if row.get(name) == params[name]]
+        rows.sort(key=lambda row: (row["created"], row["id"]), reverse=True)
+        return self._list(rows, params)
+
+    def refund_create(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Refund (part of) a charge: the money leaves the platform balance at once."""
+        if params.get("charge"):
+            charge = self._get(str(params["charge"]), "charge")
+        elif params.get("payment_intent"):
+            intent = self._get(str(params["payment_intent"]), "payment_intent")
+            charge = self._get(str(intent.get("latest_charge")), "charge")
+        else:
+            raise StripeError(400, "invalid_request_error", "Missing required param: charge.")
+        remaining = charge["amount"] - charge["amount_refunded"]
+        amount = self._amount(params) if params.get("amount") else remaining
+        if amount <= 0 or amount > remaining:
+            raise StripeError(
+                400,
+                "invalid_request_error",
+                f"Refund amount ({amount}) is greater than unrefunded amount on charge "
+                f"({remaining})",
+                "amount_too_large",
+            )
+        refund = self._new(
+            "refund",
+            amount=amount,
+            currency=charge["currency"],
+            charge=charge["id"],
+            payment_intent=charge["payment_intent"],
+            status="succeeded",
+            reason=params.get("reason"),
+            metadata=params.get("metadata", {}),
+        )
+        charge["amount_refunded"] += amount
+        charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+        currency = charge["currency"]
+        self.state.balance[currency] = self.state.balance.get(currency, 0) - amount
+        self.emit("refund.created", refund)
+        self.emit("charge.refunded", charge)
+        return refund
+
+    def dispute_create(self, charge_id: str, amount: int | None = None) -> dict[str, Any]:
+        """The cardholder's bank disputes a charge: Stripe withdraws the amount at once."""
+        charge = self._get(charge_id, "charge")
+        disputed = amount or charge["amount"] - charge["amount_refunded"]
+        dispute = self._new(
+            "dispute",
+            amount=disputed,
+            currency=charge["currency"],
+            charge=charge["id"],
+            payment_intent=charge["payment_intent"],
+            status="needs_response",
+            reason="fraudulent",
+            is_charge_refundable=False,
+            metadata={},
+        )
+        charge["disputed"] = True
+        currency = charge["currency"]
+        self.state.balance[currency] = self.state.balance.get(currency, 0) - disputed
+        self.emit("charge.dispute.created", dispute)
+        self.emit("charge.dispute.funds_withdrawn", dispute)
+        return dispute
+
+    def dispute_close(self, dispute_id: str, status: str) -> dict[str, Any]:
+        """Close a dispute `won` (the money comes back) or `lost` (it stays with the bank)."""
+        if status not in ("won", "lost"):
+            raise StripeError(400, "invalid_request_error", "A dispute closes won or lost.")
+        dispute = self._get(dispute_id, "dispute")
+        dispute["status"] = status
+        if status == "won":
+            currency = dispute["currency"]
+            self.state.balance[currency] = self.state.balance.get(currency, 0) + dispute["amount"]
+            self.emit("charge.dispute.funds_reinstated", dispute)
+        self.emit("charge.dispute.closed", dispute)
+        return dispute
 
 
 def _fingerprint(method: str, path: str, params: dict[str, Any]) -> str:
@@ -556,7 +702,22 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(200, stripe.onboarding_complete(path.split("/")[3]))
             elif path.startswith("/_test/transfers/"):
                 transfer_id = path.split("/")[3]
-                self._send(200, stripe.reversal_create(transfer_id, {}))
+                reversal = {"amount": str(data["amount"])} if data.get("amount") else {}
+                self._send(200, stripe.reversal_create(transfer_id, reversal))
+            elif path.startswith("/_test/charges/") and path.endswith("/refund"):
+                refund = {"charge": path.split("/")[3]}
+                if data.get("amount"):
+                    refund["amount"] = str(data["amount"])
+                self._send(200, stripe.refund_create(refund))
+            elif path.startswith("/_test/charges/") and path.endswith("/dispute"):
+                amount = int(data["amount"]) if data.get("amount") else None
+                self._send(200, stripe.dispute_create(path.split("/")[3], amount))
+            elif path.startswith("/_test/disputes/"):
+                self._send(200, stripe.dispute_close(path.split("/")[3], data.get("status", "")))
+            elif path.startswith("/_test/payouts/"):
+                payout_id = path.split("/")[3]
+                message = data.get("message", "The bank account was closed.")
+                self._send(200, stripe.payout_fail(payout_id, message, data.get("account")))
             else:
                 self._send(404, {"error": {"type": "invalid_request_error", "message": path}})
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import IO, Any, cast
+from typing import Any
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from marketplace import selectors as marketplace_selectors
 from marketplace.errors import DomainError, error_body
+from marketplace.idempotency import body_stream, idempotent
 from marketplace.permissions import (
     LAB_MANAGE_ROLES,
     LAB_PIPELINE_ROLES,
@@ -128,6 +129,7 @@ class ProjectListCreateView(GenericAPIView):
         responses={201: ProjectDetailLabSerializer},
         summary="Create a draft project (lab owner or manager)",
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         if not IsPerson().has_permission(request, self):
             self.permission_denied(request, message=IsPerson.message)
@@ -255,6 +257,9 @@ class ImportErrorSerializer(serializers.Serializer):
 
 class ItemsImportView(APIView):
     is_gold = False
+    # The body is read as a stream (never held in memory): `Idempotency-Key` hashes it as the
+    # import reads it.
+    idempotency_streams_body = True
 
     @extend_schema(
         request={
@@ -270,6 +275,7 @@ class ItemsImportView(APIView):
         },
         summary="Import items as JSON Lines, all or nothing (lab owner, manager, or API key)",
     )
+    @idempotent
     def post(self, request: Request, project_id: int) -> Response:
         project = lab_project(request, project_id, IMPORT_ROLES)
         content_type = (request.content_type or "").split(";")[0].strip().lower()
@@ -286,7 +292,7 @@ class ItemsImportView(APIView):
             created = services.items_import(
                 project=project,
                 # The raw WSGI body stream, read in chunks (never request.body: 50 MB in memory).
-                stream=cast(IO[bytes], request._request),
+                stream=body_stream(request),
                 content_length=length,
                 is_gold=self.is_gold,
             )

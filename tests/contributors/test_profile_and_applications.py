@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from contributors.models import Application, Certification, ExpertProfile, ExpertSkill
 from marketplace.models import User
+from tests.conftest import mfa_reauthenticate_page
 from tests.contributors.factories import enable_mfa, give_skill
 
 pytestmark = pytest.mark.django_db
@@ -251,5 +252,9 @@ def test_django_admin_actions_need_mfa(client: Any, application: Application, st
     client.post(url, {"action": "approve", "_selected_action": [application.id]})
     assert Application.objects.get(pk=application.pk).status == "pending"
     enable_mfa(staff)
+    # TOTP on the account is not enough: this session has not passed an MFA step yet.
+    client.post(url, {"action": "approve", "_selected_action": [application.id]})
+    assert Application.objects.get(pk=application.pk).status == "pending"
+    mfa_reauthenticate_page(client, staff)
     client.post(url, {"action": "approve", "_selected_action": [application.id]})
     assert Application.objects.get(pk=application.pk).status == "approved"

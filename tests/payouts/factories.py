@@ -17,18 +17,19 @@ if TYPE_CHECKING:
 
 
 def fund_project(project: Project, gross: int, *, session_id: str | None = None) -> None:
-    """Book a paid funding directly (no HTTP), as the verified webhook would."""
+    """Book a paid funding directly (no HTTP, no Stripe), as the verified webhook does with what
+    Stripe said about the session."""
     session_id = session_id or f"cs_test_{project.pk}_{gross}_{timezone.now().timestamp()}"
     Funding.objects.create(
         project=project, amount=gross, currency=project.currency, checkout_session_id=session_id
     )
     funding_service.funding_credit(
-        session={
-            "id": session_id,
-            "payment_status": "paid",
-            "amount_total": gross,
-            "currency": project.currency,
-        }
+        evidence=funding_service.CheckoutEvidence(
+            session_id=session_id,
+            payment_status="paid",
+            amount_total=gross,
+            currency=project.currency,
+        )
     )
 
 

@@ -262,22 +262,15 @@ def test_a_concurrent_replay_is_applied_once(
     if connection.vendor != "postgresql":
         pytest.skip("concurrent deliveries need PostgreSQL row locks")
     project = make_project(lab, lab_owner)
+    # A session Stripe holds as paid: every delivery reads it back before booking.
+    session = stripe_local.server.stripe.checkout_create(
+        {"line_items": [{"quantity": 1, "price_data": {"currency": "usd", "unit_amount": 9_000}}]}
+    )
     Funding.objects.create(
-        project=project, amount=9_000, currency="usd", checkout_session_id="cs_race"
+        project=project, amount=9_000, currency="usd", checkout_session_id=session["id"]
     )
-    payload = _event(
-        "evt_race",
-        "checkout.session.completed",
-        data={
-            "object": {
-                "id": "cs_race",
-                "object": "checkout.session",
-                "payment_status": "paid",
-                "amount_total": 9_000,
-                "currency": "usd",
-            }
-        },
-    )
+    stripe_local.server.stripe.checkout_pay(session["id"])
+    [(_, payload, _)] = stripe_local.queue
     signature = sign_payload(payload, WEBHOOK_SECRET)
     statuses: list[int] = []
 
@@ -340,3 +333,185 @@ def test_the_stripe_local_command_serves_and_signs_for_this_site(tmp_path: Any) 
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+# --- Issue 17: the funding webhook's amount is never trusted as sent ---------------------------
+
+
+def _open_checkout(client: APIClient, project: Project, amount: int) -> str:
+    response = client.post(
+        f"/api/v1/projects/{project.id}/fund/", {"amount": amount}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    return str(response.json()["checkout_url"]).rsplit("/", 1)[1]
+
+
+def _forged_completion(session_id: str, amount_total: int, event_id: str = "evt_forged") -> bytes:
+    """A correctly signed event whose body lies about the session."""
+    return _event(
+        event_id,
+        "checkout.session.completed",
+        data={
+            "object": {
+                "id": session_id,
+                "object": "checkout.session",
+                "payment_status": "paid",
+                "status": "complete",
+                "amount_total": amount_total,
+                "currency": "usd",
+            }
+        },
+    )
+
+
+def test_a_signed_event_claiming_payment_for_an_unpaid_session_credits_nothing(
+    client_for: Client_, lab_owner: User, project: Project, stripe_local: LocalStripe
+) -> None:
+    session_id = _open_checkout(client_for(lab_owner), project, 5_000)
+    forged = _forged_completion(session_id, 5_000_000)
+    response = post_event(forged, sign_payload(forged, WEBHOOK_SECRET))
+    assert response.status_code == 200
+    assert escrow(project) == 0
+    assert not LedgerTransaction.objects.filter(kind="funding").exists()
+    event = StripeEvent.objects.get(event_id="evt_forged")
+    assert event.status == "ignored" and "unpaid" in event.note
+    assert Funding.objects.get().status == "open"
+
+
+def test_a_signed_event_lying_about_the_amount_credits_what_stripe_holds(
+    client_for: Client_, lab_owner: User, project: Project, stripe_local: LocalStripe
+) -> None:
+    session_id = _open_checkout(client_for(lab_owner), project, 5_000)
+    stripe_local.server.stripe.checkout_pay(session_id)
+    stripe_local.queue.clear()  # the genuine event is lost; only the forged one arrives
+    forged = _forged_completion(session_id, 5_000_000)
+    assert post_event(forged, sign_payload(forged, WEBHOOK_SECRET)).status_code == 200
+    assert escrow(project) == 4_000
+    assert balance_of(kind=AccountKind.STRIPE_CLEARING, currency="usd") == -5_000
+    funding = Funding.objects.get()
+    assert funding.status == "paid" and funding.payment_intent_id.startswith("pi_")
+
+
+def test_a_session_that_differs_from_the_funding_row_is_refused_with_a_note(
+    client_for: Client_, lab_owner: User, project: Project, stripe_local: LocalStripe
+) -> None:
+    session_id = _open_checkout(client_for(lab_owner), project, 5_000)
+    stripe_local.server.stripe.checkout_pay(session_id)
+    # Stripe holds another amount than the row we opened the session for.
+    stripe_local.state.objects[session_id]["amount_total"] = 6_000
+    [delivered] = stripe_local.deliver()
+    assert delivered.status_code == 200
+    assert escrow(project) == 0
+    event = StripeEvent.objects.get()
+    assert event.status == "ignored" and "differs" in event.note
+    assert Funding.objects.get().status == "open"
+
+
+def test_an_unknown_session_at_stripe_credits_nothing(
+    lab: Lab, lab_owner: User, project: Project, stripe_local: LocalStripe
+) -> None:
+    Funding.objects.create(
+        project=project, amount=9_000, currency="usd", checkout_session_id="cs_not_at_stripe"
+    )
+    forged = _forged_completion("cs_not_at_stripe", 9_000)
+    assert post_event(forged, sign_payload(forged, WEBHOOK_SECRET)).status_code == 200
+    assert escrow(project) == 0
+    assert StripeEvent.objects.get().status == "ignored"
+
+
+def test_stripe_down_while_verifying_leaves_the_event_for_a_retry(
+    client_for: Client_, lab_owner: User, project: Project, stripe_local: LocalStripe
+) -> None:
+    session_id = _open_checkout(client_for(lab_owner), project, 5_000)
+    stripe_local.server.stripe.checkout_pay(session_id)
+    _, payload, headers = stripe_local.queue[0]
+    stripe_local.state.faults.fail_next = 1
+    [first] = stripe_local.deliver()
+    # Not applied, and not a client error: Stripe retries a non-2xx delivery.
+    assert first.status_code == 503
+    assert first.json()["error"]["code"] == "payment_provider_unavailable"
+    assert StripeEvent.objects.get().status == "received"
+    assert escrow(project) == 0
+    stripe_local.queue.append(("retry", payload, headers))
+    [second] = stripe_local.deliver()
+    assert second.status_code == 200
+    assert escrow(project) == 4_000
+
+
+def test_events_left_received_are_applied_by_the_retry_task(
+    client_for: Client_, lab_owner: User, project: Project, stripe_local: LocalStripe
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from payouts.tasks import stripe_events_retry_task
+
+    session_id = _open_checkout(client_for(lab_owner), project, 5_000)
+    stripe_local.server.stripe.checkout_pay(session_id)
+    stripe_local.state.faults.fail_next = 1
+    assert [r.status_code for r in stripe_local.deliver()] == [503]
+    StripeEvent.objects.update(received_at=timezone.now() - timedelta(minutes=5))
+    stripe_local.state.faults.fail_next = 1  # still down: nothing applied, nothing lost
+    assert stripe_events_retry_task.apply().get() == 0
+    assert stripe_events_retry_task.apply().get() == 1
+    assert StripeEvent.objects.get().status == "applied"
+    assert escrow(project) == 4_000
+
+
+# --- Issue 17: payouts of a connected account to its bank -------------------------------------
+
+
+def test_bank_payouts_are_recorded_and_a_failure_is_emailed_and_shown(
+    expert: User, stripe_local: LocalStripe, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django.core import mail
+
+    from payouts.models import BankPayout
+    from tests.conftest import browser
+    from tests.payouts.factories import onboarded
+
+    account = onboarded(stripe_local, expert)
+    server = stripe_local.server.stripe
+    payout = server.payout_create(
+        {"amount": "12345", "currency": "usd"}, account=account.stripe_account_id
+    )
+    stripe_local.deliver()
+    recorded = BankPayout.objects.get()
+    assert (recorded.payout_account_id, recorded.stripe_payout_id) == (account.pk, payout["id"])
+    assert (recorded.status, recorded.amount, recorded.currency) == ("paid", 12_345, "usd")
+    assert recorded.arrival_date is not None and not mail.outbox
+
+    server.payout_fail(payout["id"], "The bank account was closed.", account.stripe_account_id)
+    queued = list(stripe_local.queue)
+    with django_capture_on_commit_callbacks(execute=True):
+        stripe_local.deliver()
+        stripe_local.queue.extend(queued)  # replayed: recorded once, emailed once
+        stripe_local.deliver()
+    recorded.refresh_from_db()
+    assert recorded.status == "failed" and recorded.failure_message.startswith("The bank")
+    [email] = mail.outbox
+    assert email.to == [expert.email] and "123.45 USD" in email.body
+    # A late `payout.paid` for the same payout does not undo the failure.
+    late = _event(
+        "evt_late_paid",
+        "payout.paid",
+        account=account.stripe_account_id,
+        data={"object": {**payout, "status": "paid"}},
+    )
+    assert post_event(late, sign_payload(late, WEBHOOK_SECRET)).status_code == 200
+    recorded.refresh_from_db()
+    assert recorded.status == "failed"
+
+    page = browser(expert).get("/expert/payout-account/").content.decode()
+    assert "123.45 USD" in page and "The bank account was closed." in page and "failed" in page
+
+
+def test_a_payout_of_an_unknown_account_is_ignored(stripe_local: LocalStripe) -> None:
+    from payouts.models import BankPayout
+
+    stripe_local.server.stripe.payout_create({"amount": "100"}, account="acct_nobody")
+    stripe_local.server.stripe.payout_create({"amount": "100"})  # the platform's own payout
+    assert [r.status_code for r in stripe_local.deliver()] == [200, 200]
+    assert not BankPayout.objects.exists()
+    assert set(StripeEvent.objects.values_list("status", flat=True)) == {"ignored"}

@@ -204,16 +204,14 @@ class LedgerMachine(RuleBasedStateMachine):
     def replay_funding_webhook(self) -> None:
         if self.sessions:
             _, gross, session = self.sessions[-1]
-            from payouts.services.funding import funding_credit
+            from payouts.services.funding import CheckoutEvidence, funding_credit
 
-            assert not funding_credit(
-                session={
-                    "id": session,
-                    "payment_status": "paid",
-                    "amount_total": gross,
-                    "currency": "usd",
-                }
+            booked, _ = funding_credit(
+                evidence=CheckoutEvidence(
+                    session_id=session, payment_status="paid", amount_total=gross, currency="usd"
+                )
             )
+            assert not booked
 
     @rule(project=st.integers(0, 1), expert=st.integers(0, 1), amount=st.integers(1, 5_000))
     def earn(self, project: int, expert: int, amount: int) -> None:

@@ -13,6 +13,7 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from marketplace.errors import Conflict
 from marketplace.models import Lab, User
 from payouts.models import AccountKind, PayoutLine, PayoutRun
 from payouts.services import payout_runs
@@ -444,3 +445,219 @@ def test_out_of_order_transfer_events_reverse_a_line_whose_response_was_lost(
     assert ledger_verify().is_clean
     assert payout_runs.payout_run_execute(run=run).status == "completed"
     assert len([t for t in stripe_local.transfers(run.transfer_group) if not t["reversed"]]) == 2
+
+
+# --- Issue 17: partial transfer reversals, retries and reconciliation --------------------------
+
+
+def _paid_run(staff: User, stripe_local: LocalStripe) -> PayoutRun:
+    run = make_run(staff)
+    payout_runs.payout_run_execute(run=run)
+    stripe_local.deliver()
+    assert set(run.lines.values_list("status", flat=True)) == {"paid"}
+    return run
+
+
+def payable(user: User) -> int:
+    return balance_of(kind=AccountKind.EXPERT_PAYABLE, currency="usd", user=user)
+
+
+def test_a_partial_reversal_books_its_amount_and_the_line_stays_paid(
+    world: dict[str, Any], staff: User, stripe_local: LocalStripe
+) -> None:
+    run = _paid_run(staff, stripe_local)
+    line = run.lines.order_by("pk").first()
+    assert line is not None
+    stripe_local.server.stripe.reversal_create(line.transfer_id, {"amount": "1"})
+    queued = list(stripe_local.queue)
+    stripe_local.deliver()
+    stripe_local.queue.extend(queued)  # a replayed event books nothing twice
+    stripe_local.deliver()
+    line.refresh_from_db()
+    assert line.status == "paid" and "1" in line.last_error
+    assert payable(line.user) == 1  # one cent came back, not the whole line
+    assert ledger_verify().is_clean
+    with pytest.raises(Conflict):
+        payout_runs.payout_line_retry(line=line)
+    assert payout_runs.payout_run_reconcile(run=run)["clean"] is True
+    stripe_local.server.stripe.reversal_create(line.transfer_id, {"amount": "4"})
+    stripe_local.deliver()
+    assert payable(line.user) == 5
+    assert PayoutLine.objects.get(pk=line.pk).status == "paid"
+    assert payout_runs.payout_run_reconcile(run=run)["clean"] is True
+
+
+def test_the_rest_of_a_partly_reversed_transfer_reversed_fails_the_line_once(
+    world: dict[str, Any], staff: User, stripe_local: LocalStripe
+) -> None:
+    run = _paid_run(staff, stripe_local)
+    line = run.lines.order_by("pk").first()
+    assert line is not None
+    stripe_local.server.stripe.reversal_create(line.transfer_id, {"amount": "1"})
+    stripe_local.server.stripe.reversal_create(line.transfer_id, {})  # the remaining 999
+    stripe_local.deliver()
+    line.refresh_from_db()
+    assert line.status == "failed"
+    assert payable(line.user) == line.total
+    assert ledger_verify().is_clean
+    payout_runs.payout_line_retry(line=line)
+    assert payout_runs.payout_run_execute(run=run).status == "completed"
+    live = [t for t in stripe_local.transfers(run.transfer_group) if not t["reversed"]]
+    assert len(live) == 3
+    assert payable(line.user) == 0
+    assert payout_runs.payout_run_reconcile(run=run)["clean"] is True
+
+
+def test_a_line_with_a_live_transfer_is_never_sent_again(
+    world: dict[str, Any], staff: User, stripe_local: LocalStripe
+) -> None:
+    """The issue's double payment: a partial reversal, then an admin retry. Even a line forced
+    back to failed (or pending) is checked at Stripe before anything is sent."""
+    run = _paid_run(staff, stripe_local)
+    line = run.lines.order_by("pk").first()
+    assert line is not None
+    stripe_local.server.stripe.reversal_create(line.transfer_id, {"amount": "1"})
+    stripe_local.deliver()
+    PayoutLine.objects.filter(pk=line.pk).update(status="failed")
+    with pytest.raises(Conflict) as refused:
+        payout_runs.payout_line_retry(line=line)
+    assert refused.value.get_codes() == "live_transfer_exists"
+    # Someone bypasses the retry (and the expert's payable could cover the line again):
+    # execute still looks at Stripe before sending.
+    book_earning(world["project"], line.user, line.total, "earning:again")
+    PayoutLine.objects.filter(pk=line.pk).update(status="pending", key_generation=1)
+    PayoutRun.objects.filter(pk=run.pk).update(status="paused")
+    payout_runs.payout_run_execute(run=run)
+    line.refresh_from_db()
+    assert line.status == "blocked" and "live transfer" in line.last_error
+    assert len(stripe_local.transfers(run.transfer_group)) == 3
+    assert payable(line.user) == line.total + 1  # nothing left the expert's payable
+    assert ledger_verify().is_clean
+
+
+def test_payouts_verify_fails_on_a_double_payment_the_ledger_cannot_see(
+    world: dict[str, Any], staff: User, stripe_local: LocalStripe
+) -> None:
+    from django.core.management import call_command
+
+    run = _paid_run(staff, stripe_local)
+    call_command("payouts_verify")  # clean: exits normally
+    line = run.lines.order_by("pk").first()
+    assert line is not None
+    # A second live transfer for the same line (what the old retry sent).
+    stripe_local.server.stripe.transfer_create(
+        {
+            "amount": str(line.total),
+            "currency": "usd",
+            "destination": line.payout_account.stripe_account_id,
+            "transfer_group": run.transfer_group,
+            "metadata": {"payout_run": str(run.pk), "payout_line": str(line.pk), "generation": "1"},
+        }
+    )
+    assert ledger_verify().is_clean  # the ledger alone cannot tell
+    with pytest.raises(SystemExit) as exited:
+        call_command("payouts_verify")
+    assert exited.value.code == 1
+    assert PayoutRun.objects.get(pk=run.pk).reconciliation["clean"] is False
+
+
+# --- Issue 17: overlapping payout runs are refused by the database -----------------------------
+
+
+def test_the_database_refuses_overlapping_runs_of_one_currency(staff: User) -> None:
+    from datetime import date
+
+    from django.db import IntegrityError, transaction
+
+    PayoutRun.objects.create(period_start=date(2030, 1, 1), period_end=date(2030, 1, 31))
+    for start, end in [
+        (date(2030, 1, 31), date(2030, 2, 28)),  # shares the last day (bounds are inclusive)
+        (date(2029, 12, 1), date(2030, 3, 1)),  # contains it
+        (date(2030, 1, 10), date(2030, 1, 12)),  # inside it
+    ]:
+        with pytest.raises(IntegrityError), transaction.atomic():
+            PayoutRun.objects.create(period_start=start, period_end=end)
+    # The next day, or another currency, is fine; and moving a run onto another is refused.
+    february = PayoutRun.objects.create(period_start=date(2030, 2, 1), period_end=date(2030, 2, 28))
+    PayoutRun.objects.create(
+        period_start=date(2030, 1, 1), period_end=date(2030, 1, 31), currency="eur"
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        PayoutRun.objects.filter(pk=february.pk).update(period_start=date(2030, 1, 15))
+    assert PayoutRun.objects.count() == 3
+
+
+def test_an_overlapping_draft_is_a_409(client_for: Client, staff: User) -> None:
+    from datetime import date
+
+    PayoutRun.objects.create(period_start=date(2030, 1, 1), period_end=date(2030, 1, 31))
+    with pytest.raises(Conflict) as refused:
+        payout_runs.payout_run_create(
+            period_start=date(2030, 1, 20),
+            period_end=date(2030, 2, 20),
+            currency="usd",
+            created_by=staff,
+        )
+    assert refused.value.get_codes() == "overlapping_period"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_overlapping_drafts_sent_at_the_same_moment_make_one_run(
+    lab: Lab, lab_owner: User, stripe_local: LocalStripe, staff: User
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent drafts need PostgreSQL (SQLite serialises writers)")
+    from datetime import date
+
+    from marketplace.errors import Conflict as ConflictError
+
+    project = make_project(lab, lab_owner)
+    fund_project(project, 1_000_000)
+    for index in range(20):
+        expert = UserFactory()
+        onboarded(stripe_local, expert)
+        book_earning(project, expert, 100 + index, f"earning:o{index}")
+    outcomes: list[str] = []
+    for round_index in range(4):
+        barrier = threading.Barrier(2)
+        year = 2031 + round_index
+        periods = [
+            (date(year, 1, 1), date(year, 1, 31)),
+            (date(year, 1, 15), date(year, 2, 15)),
+        ]
+
+        def draft(start: date, end: date, barrier: threading.Barrier = barrier) -> None:
+            try:
+                barrier.wait(timeout=10)
+                payout_runs.payout_run_create(
+                    period_start=start, period_end=end, currency="usd", created_by=staff
+                )
+                outcomes.append("created")
+            except ConflictError as error:
+                outcomes.append(str(error.get_codes()))
+            except BaseException as error:  # surfaced by the assertion below
+                outcomes.append(repr(error))
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=draft, args=period) for period in periods]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert sorted(outcomes) == ["created"] * 4 + ["overlapping_period"] * 4, outcomes
+    assert PayoutRun.objects.count() == 4
+
+
+@pytest.mark.parametrize("bad", ["xyz", "USD", "eu", "", 978, "zzz"])
+def test_a_payout_run_in_a_currency_stripe_does_not_support_is_a_400(
+    client_for: Client, staff: User, stripe_local: LocalStripe, bad: Any
+) -> None:
+    enable_mfa(staff)
+    response = client_for(staff).post(
+        "/api/v1/admin/payout-runs/", {**PERIOD, "currency": bad}, format="json"
+    )
+    assert response.status_code == 400, response.content
+    [problem] = response.json()["error"]["details"]
+    assert problem["field"] == "currency" and problem["code"] == "unsupported_currency"
+    assert not PayoutRun.objects.exists()

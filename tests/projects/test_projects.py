@@ -421,3 +421,24 @@ def test_rubric_version_validation_and_roles(
     assert bad.status_code == 400
     assert "'x'" in bad.json()["error"]["details"][0]["message"]
     assert RubricVersion.objects.filter(project=project).count() == 1
+
+
+@pytest.mark.parametrize("bad", ["xyz", "USD", "us", "usdd", "", 840, None, "u$d", "eek"])
+def test_a_pay_currency_stripe_does_not_support_is_a_400(
+    client_for: Client, lab: Lab, lab_owner: User, bad: Any
+) -> None:
+    body = project_body(lab, pay={"unit": "task", "base_rate": 150, "currency": bad})
+    response = client_for(lab_owner).post("/api/v1/projects/", body, format="json")
+    assert response.status_code == 400
+    [problem] = response.json()["error"]["details"]
+    assert problem["field"] == "pay.currency"
+    assert problem["code"] == ("null" if bad is None else "unsupported_currency")
+    assert not Project.objects.exists()
+
+
+def test_supported_currencies_are_accepted(client_for: Client, lab: Lab, lab_owner: User) -> None:
+    for currency in ("eur", "jpy", "gbp"):
+        body = project_body(lab, pay={"unit": "task", "base_rate": 150, "currency": currency})
+        response = client_for(lab_owner).post("/api/v1/projects/", body, format="json")
+        assert response.status_code == 201, response.content
+        assert response.json()["pay"]["currency"] == currency

@@ -10,7 +10,7 @@ from datetime import date
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -30,6 +30,9 @@ from payouts.models import (
     TransactionKind,
 )
 from payouts.multipliers import BASIS
+
+# The database's refusal of overlapping runs (migration 0007), by name.
+OVERLAP_CONSTRAINT = "payouts_payoutrun_no_overlap"
 
 # Payable credits a line's breakdown explains, per project (from the ledger's metadata).
 CREDIT_KINDS = {
@@ -98,20 +101,29 @@ def payout_run_create(
     adjustment, bonus, review pay) as the line's explanation."""
     if period_end < period_start:
         raise DomainError("period_end is before period_start.", code="invalid_period")
+    overlapping = Conflict(
+        "Another run already covers part of this period.", code="overlapping_period"
+    )
     with transaction.atomic():
-        overlapping = PayoutRun.objects.select_for_update().filter(
+        # A fast, friendly answer for the common case; the database decides the race (an
+        # exclusion constraint on PostgreSQL, triggers on SQLite: migration 0007). A draft
+        # inserted concurrently makes this insert wait for its commit, then fail.
+        if PayoutRun.objects.filter(
             currency=currency, period_start__lte=period_end, period_end__gte=period_start
-        )
-        if overlapping.exists():
-            raise Conflict(
-                "Another run already covers part of this period.", code="overlapping_period"
-            )
-        run = PayoutRun.objects.create(
-            period_start=period_start,
-            period_end=period_end,
-            currency=currency,
-            created_by=created_by,
-        )
+        ).exists():
+            raise overlapping
+        try:
+            with transaction.atomic():
+                run = PayoutRun.objects.create(
+                    period_start=period_start,
+                    period_end=period_end,
+                    currency=currency,
+                    created_by=created_by,
+                )
+        except IntegrityError as error:
+            if OVERLAP_CONSTRAINT in str(error):
+                raise overlapping from error
+            raise
         payables: dict[int, int] = {
             account.user_id: account.balance
             for account in LedgerAccount.objects.filter(

@@ -27,7 +27,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from marketplace.errors import Conflict
-from marketplace.models import User
 from payouts.models import (
     AccountKind,
     LedgerAccount,
@@ -38,6 +37,7 @@ from payouts.models import (
     TransactionKind,
 )
 from payouts.services.ledger import InsufficientBalance, account_for, ledger_post
+from payouts.services.notify import staff_alert
 from payouts.stripe_gateway import stripe_client
 
 logger = logging.getLogger(__name__)
@@ -151,18 +151,40 @@ def _metadata(stripe_object: Any) -> dict[str, str]:
     return {str(key): str(value) for key, value in (stripe_object.get("metadata") or {}).items()}
 
 
-def _find_transfer(client: stripe.StripeClient, line: PayoutLine) -> str | None:
-    """The transfer Stripe made for this line and key generation, if any (by listing the run's
+def _line_transfers(client: stripe.StripeClient, line: PayoutLine) -> list[dict[str, Any]]:
+    """Every transfer Stripe made for this line, of any key generation (by listing the run's
     transfer group: the only way to know after an idempotency key has expired)."""
     transfers = client.v1.transfers.list(
         params={"transfer_group": line.run.transfer_group, "limit": 100}
     )
+    found = []
     for transfer in transfers.auto_paging_iter():
-        metadata = _metadata(transfer)
-        if metadata.get("payout_line") == str(line.pk) and metadata.get("generation") == str(
-            line.key_generation
-        ):
-            return str(transfer.id)
+        row = transfer.to_dict()
+        if _metadata(row).get("payout_line") == str(line.pk):
+            found.append(row)
+    return found
+
+
+def _is_live(transfer: dict[str, Any]) -> bool:
+    """Not reversed in full: some of its money is still with the expert."""
+    return int(transfer.get("amount_reversed") or 0) < int(transfer.get("amount") or 0)
+
+
+def _find_transfer(client: stripe.StripeClient, line: PayoutLine) -> str | None:
+    """The transfer Stripe made for this line and key generation, if any."""
+    for transfer in _line_transfers(client, line):
+        if _metadata(transfer).get("generation") == str(line.key_generation):
+            return str(transfer["id"])
+    return None
+
+
+def _live_earlier_transfer(client: stripe.StripeClient, line: PayoutLine) -> str | None:
+    """A transfer of an earlier key generation of this line that still holds money at the
+    expert: sending again would pay twice (the issue 17 double payment)."""
+    for transfer in _line_transfers(client, line):
+        generation = _metadata(transfer).get("generation")
+        if generation != str(line.key_generation) and _is_live(transfer):
+            return str(transfer["id"])
     return None
 
 
@@ -171,6 +193,23 @@ def _send(client: stripe.StripeClient, line: PayoutLine) -> tuple[str, str]:
 
     Returns ('sent', transfer id), or ('unknown' | 'paused' | 'blocked', '').
     """
+    if line.key_generation or line.transfer_id:
+        # A line sent before (and reversed, or refused, or retried by hand): look at Stripe
+        # before sending, so a transfer that still pays the expert is never doubled.
+        try:
+            live = _live_earlier_transfer(client, line)
+        except stripe.StripeError as error:
+            PayoutLine.objects.filter(pk=line.pk).update(
+                last_error=f"{type(error).__name__}: {error}"[:2000]
+            )
+            return "unknown", ""
+        if live:
+            _undo_submission(
+                line,
+                PayoutLineStatus.BLOCKED,
+                f"live transfer {live} still pays this line at Stripe: not sent again",
+            )
+            return "blocked", ""
     window = timedelta(seconds=settings.STRIPE_IDEMPOTENCY_WINDOW_SECONDS)
     if line.submitted_at and timezone.now() - line.submitted_at > window:
         # The stored key may have expired at Stripe: resending could pay twice. Look first.
@@ -371,33 +410,37 @@ def _execute_lines(
     return report
 
 
-def _alert_staff(subject: str, message: str) -> None:
-    """Email every active staff member (after commit, never inside a money transaction)."""
-    from django.core.mail import send_mail
-
-    recipients = list(
-        User.objects.filter(is_staff=True, is_active=True).values_list("email", flat=True)
-    )
-    if recipients:
-        transaction.on_commit(
-            lambda: send_mail(
-                subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}{subject}",
-                message=message,
-                from_email=None,
-                recipient_list=recipients,
-                fail_silently=True,
-            )
-        )
-
-
 def _stop(run: PayoutRun, status: str, alert: str) -> None:
     logger.warning("payout run %s stopped: %s", run.pk, alert)
     PayoutRun.objects.filter(pk=run.pk).update(status=status, alert=alert)
-    _alert_staff(f"Payout run {run.pk} stopped", alert)
+    staff_alert(f"Payout run {run.pk} stopped", alert)
 
 
 def payout_line_retry(*, line: PayoutLine) -> PayoutLine:
-    """A failed or blocked line goes back to pending (with a fresh key) and the run resumes."""
+    """A failed or blocked line goes back to pending (with a fresh key) and the run resumes.
+
+    Stripe is asked first (outside any transaction) whether a transfer for this line still
+    pays the expert (not reversed in full): then the line must not be sent again, whatever
+    its status says (409 `live_transfer_exists`). Execute checks again before sending.
+    """
+    line = PayoutLine.objects.select_related("run").get(pk=line.pk)
+    if line.status not in (PayoutLineStatus.FAILED, PayoutLineStatus.BLOCKED):
+        raise Conflict(f"A {line.status} line cannot be retried.", code="not_retryable")
+    try:
+        live = [t for t in _line_transfers(stripe_client(), line) if _is_live(t)]
+    except stripe.StripeError as error:
+        from payouts.services.funding import PaymentProviderUnavailable
+
+        raise PaymentProviderUnavailable(
+            "The payment provider did not answer; nothing was retried. Try again."
+        ) from error
+    if live:
+        raise Conflict(
+            f"Transfer {live[0]['id']} for this line still pays the expert "
+            f"({live[0]['amount'] - (live[0].get('amount_reversed') or 0)} not reversed): "
+            "it cannot be sent again.",
+            code="live_transfer_exists",
+        )
     with transaction.atomic():
         locked = PayoutLine.objects.select_for_update().get(pk=line.pk)
         if locked.status not in (PayoutLineStatus.FAILED, PayoutLineStatus.BLOCKED):
