@@ -239,7 +239,7 @@ def project_stats(*, project: Project) -> dict[str, Any]:
     money = project_money(project=project)
     spent = money["spent"]
     labels = label_counts["labels"]
-    from payouts.selectors import project_can_pay_one_task
+    from payouts.selectors import project_can_pay_one_task, project_low_balance
     from scoring.selectors import latest_succeeded_run
 
     run = latest_succeeded_run(project=project)
@@ -288,6 +288,8 @@ def project_stats(*, project: Project) -> dict[str, Any]:
             "fees": money["fees"],
             # False once escrow minus reservations cannot pay one more task: claims stop.
             "can_serve": project_can_pay_one_task(project=project),
+            # The page's warning, on the same threshold as the `project.budget_low` webhook.
+            "low_balance": project_low_balance(project=project, escrow=money["escrow"]),
         },
         # Base pay booked per accepted label (pending and paid), what labels cost so far.
         "gold": gold_freshness(project=project),

@@ -34,6 +34,7 @@ from projects.serializers import (
     ProjectDetailLabSerializer,
     ProjectLabSerializer,
     ProjectPublicSerializer,
+    ProjectStatsSerializer,
     ProjectWriteSerializer,
     RubricInSerializer,
     RubricVersionSerializer,
@@ -376,7 +377,7 @@ class ProjectExportManifestView(APIView):
 
 class ProjectStatsView(APIView):
     @extend_schema(
-        responses=OpenApiTypes.OBJECT,
+        responses=ProjectStatsSerializer,
         summary="Progress, distributions per dimension, budget and cost per accepted label",
     )
     def get(self, request: Request, project_id: int) -> Response:
