@@ -39,6 +39,7 @@ class ProjectFundingsView(GenericAPIView):
 
     @extend_schema(
         summary="A project's fundings, newest first (amount in minor units, status, dates)",
+        responses=FundingSerializer(many=True),
         description=(
             "`status` is `open` (Checkout started, Stripe has not confirmed) or `paid` (escrow "
             "was credited the amount less the platform fee, at `paid_at`). Lab members only."

@@ -176,16 +176,20 @@ def gold_freshness(*, project: Project) -> dict[str, Any]:
     """The gold pool as the lab should watch it: served gold (active, retired after
     `gold_max_exposures`), the lab's eval-only pairs, how often gold was exposed, its age."""
     from django.db.models import Avg, Max, Min
+    from django.db.models.functions import Coalesce
 
     from projects.models import GoldAnswer
 
     served = GoldAnswer.objects.filter(item__project=project, item__split="train")
+    # Gold shared through a capability counts its exposures in every project sharing it.
+    exposures = Coalesce("shared__exposures", "exposures")
     summary = served.aggregate(
         items=Count("pk"),
         retired=Count("pk", filter=Q(retired_at__isnull=False)),
-        mean_exposures=Avg("exposures"),
-        max_exposures=Max("exposures"),
-        oldest=Min("created_at"),
+        shared_items=Count("pk", filter=Q(shared__isnull=False)),
+        mean_exposures=Avg(exposures),
+        max_exposures=Max(exposures),
+        oldest=Min(Coalesce("shared__created_at", "created_at")),
     )
     active = summary["items"] - summary["retired"]
     oldest = summary["oldest"]
@@ -193,6 +197,7 @@ def gold_freshness(*, project: Project) -> dict[str, Any]:
         "items": summary["items"],
         "active": active,
         "retired": summary["retired"],
+        "shared": summary["shared_items"],
         "eval_pairs": GoldAnswer.objects.filter(item__project=project, item__split="eval").count(),
         "mean_exposures": round(float(summary["mean_exposures"] or 0.0), 2),
         "max_exposures": summary["max_exposures"] or 0,
