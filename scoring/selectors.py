@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Max
+from django.db.models import Max, Min, Q
 
 from scoring.models import ContributorScore, ItemConsensus, ScoringRun, ScoringRunStatus, Tier
 
@@ -94,9 +94,12 @@ def expert_scores(*, expert: Any) -> list[ContributorScore]:
 
 @dataclass(frozen=True)
 class Reputation:
-    """An expert's standing in a domain, pooled over projects and weighted by evidence."""
+    """An expert's standing on a skill or a capability, pooled over the projects that required
+    that skill or were built on that capability, weighted by evidence."""
 
-    domain: str
+    kind: str  # "skill" or "capability"
+    key: str  # the skill key, or the capability's name
+    capability: int | None  # the capability's first version's id (kind "capability")
     projects: int
     n_labels: int
     gold: dict[str, float | int] | None
@@ -105,71 +108,151 @@ class Reputation:
     tier: str
 
 
+def _pool(group: list[ContributorScore]) -> dict[str, Any]:
+    """Pool snapshots of several projects. Gold pools the Beta evidence (the sum of g is
+    n x (mean x (n + 2) - 1) / n, recovered from each snapshot's posterior mean); agreement and
+    the composite are weighted by their counts."""
+    from scoring.engine.gold import gold_posterior
+    from scoring.engine.tiers import tier_for
+
+    gold_scores: list[float] = []
+    for score in group:
+        if score.gold_mean is None or not score.gold_n:
+            continue
+        successes = score.gold_mean * (score.gold_n + 2) - 1
+        share = min(max(successes / score.gold_n, 0.0), 1.0)
+        gold_scores += [share] * score.gold_n
+    posterior = gold_posterior(gold_scores) if gold_scores else None
+    agreement_n = sum(score.agreement_n for score in group if score.agreement_rate is not None)
+    agreement = (
+        sum(
+            score.agreement_rate * score.agreement_n
+            for score in group
+            if score.agreement_rate is not None
+        )
+        / agreement_n
+        if agreement_n
+        else None
+    )
+    weighted = [(score.composite, score.n_labels) for score in group if score.composite is not None]
+    weight = sum(n for _, n in weighted)
+    composite = sum(q * n for q, n in weighted) / weight if weight else None
+    gold_n = posterior.n if posterior else 0
+    return {
+        "projects": len({score.run.project_id for score in group}),
+        "n_labels": sum(score.n_labels for score in group),
+        "gold": None
+        if posterior is None
+        else {"mean": posterior.mean, "low": posterior.low, "high": posterior.high, "n": gold_n},
+        "agreement": None if agreement is None else {"rate": agreement, "n": agreement_n},
+        "composite": composite,
+        "tier": tier_for(composite, gold_n),
+    }
+
+
+def project_reputation_keys(
+    *, project_ids: list[int]
+) -> dict[int, set[tuple[str, str, int | None]]]:
+    """What each project counts toward: every skill it required (skills and certifications),
+    and the capability it was built on or saved as (by name within its lab, across versions,
+    identified by the first version's id). Reputation is keyed on these, not on the free-text
+    domain."""
+    from projects.models import (
+        Capability,
+        Project,
+        ProjectRequiredCertification,
+        ProjectRequiredSkill,
+    )
+
+    keys: dict[int, set[tuple[str, str, int | None]]] = {pk: set() for pk in project_ids}
+    for model in (ProjectRequiredSkill, ProjectRequiredCertification):
+        for project_id, skill_key in model.objects.filter(project_id__in=project_ids).values_list(
+            "project_id", "skill__key"
+        ):
+            keys[project_id].add(("skill", skill_key, None))
+    linked = Capability.objects.filter(
+        Q(projects__in=project_ids) | Q(source_project_id__in=project_ids)
+    ).values_list("lab_id", "name")
+    families = {
+        (lab_id, name): first
+        for lab_id, name, first in Capability.objects.filter(
+            Q(*[Q(lab_id=lab_id, name=name) for lab_id, name in set(linked)], _connector=Q.OR)
+            if linked
+            else Q(pk__in=[])
+        )
+        .values_list("lab_id", "name")
+        .annotate(first=Min("id"))
+    }
+    rows = Project.objects.filter(pk__in=project_ids).values_list(
+        "pk", "capability__lab_id", "capability__name"
+    )
+    for project_id, lab_id, name in rows:
+        if name is not None:
+            keys[project_id].add(("capability", name, families[(lab_id, name)]))
+    for project_id, lab_id, name in Capability.objects.filter(
+        source_project_id__in=project_ids
+    ).values_list("source_project_id", "lab_id", "name"):
+        keys[project_id].add(("capability", name, families[(lab_id, name)]))
+    return keys
+
+
 def expert_reputation(*, expert: Any, lab_id: int | None = None) -> list[Reputation]:
-    """Pool the latest snapshot of each project per domain. Gold pools the Beta evidence (the
-    sum of g is n x (mean x (n + 2) - 1) / n, recovered from each snapshot's posterior mean);
-    agreement and the composite are weighted by their counts.
+    """Pool the latest snapshot of each project per skill it required and per capability it
+    was built on (a project counts toward each of them).
 
     `lab_id` limits the evidence to that lab's projects unless the expert opted in to sharing.
     """
     from contributors.models import ExpertProfile
-    from scoring.engine.gold import gold_posterior
-    from scoring.engine.tiers import tier_for
 
     scores = expert_scores(expert=expert)
     if lab_id is not None:
         shares = ExpertProfile.objects.filter(user=expert, share_reputation=True).exists()
         if not shares:
             scores = [score for score in scores if score.run.project.lab_id == lab_id]
-    by_domain: dict[str, list[ContributorScore]] = {}
+    keys = project_reputation_keys(project_ids=[score.run.project_id for score in scores])
+    groups: dict[tuple[str, str, int | None], list[ContributorScore]] = {}
     for score in scores:
-        by_domain.setdefault(score.run.project.domain or "general", []).append(score)
-    rows = []
-    for domain, group in sorted(by_domain.items()):
-        gold_scores: list[float] = []
-        for score in group:
-            if score.gold_mean is None or not score.gold_n:
-                continue
-            successes = score.gold_mean * (score.gold_n + 2) - 1
-            share = min(max(successes / score.gold_n, 0.0), 1.0)
-            gold_scores += [share] * score.gold_n
-        posterior = gold_posterior(gold_scores) if gold_scores else None
-        agreement_n = sum(score.agreement_n for score in group if score.agreement_rate is not None)
-        agreement = (
-            sum(
-                score.agreement_rate * score.agreement_n
-                for score in group
-                if score.agreement_rate is not None
-            )
-            / agreement_n
-            if agreement_n
-            else None
+        for key in keys.get(score.run.project_id, set()):
+            groups.setdefault(key, []).append(score)
+    order = {"capability": 0, "skill": 1}
+    return [
+        Reputation(kind=kind, key=key, capability=capability, **_pool(group))
+        for (kind, key, capability), group in sorted(
+            groups.items(), key=lambda entry: (order[entry[0][0]], entry[0][1])
         )
-        weighted = [
-            (score.composite, score.n_labels) for score in group if score.composite is not None
-        ]
-        weight = sum(n for _, n in weighted)
-        composite = sum(q * n for q, n in weighted) / weight if weight else None
-        gold_n = posterior.n if posterior else 0
-        rows.append(
-            Reputation(
-                domain=domain,
-                projects=len(group),
-                n_labels=sum(score.n_labels for score in group),
-                gold=None
-                if posterior is None
-                else {
-                    "mean": posterior.mean,
-                    "low": posterior.low,
-                    "high": posterior.high,
-                    "n": gold_n,
-                },
-                agreement=None if agreement is None else {"rate": agreement, "n": agreement_n},
-                composite=composite,
-                tier=tier_for(composite, gold_n),
-            )
-        )
-    return rows
+    ]
+
+
+def reputation_strengths(*, project: Any, expert_ids: set[int]) -> dict[int, float]:
+    """How proven each expert is for a project's work, for routing: their pooled composite on
+    the projects of the same lab that share the project's capability, or else any of its
+    required skills (the latest snapshot of each, weighted by labels); the project's own
+    snapshot counts too. Experts without evidence are absent."""
+    from projects.models import Project
+
+    if not expert_ids:
+        return {}
+    wanted = project_reputation_keys(project_ids=[project.pk])[project.pk]
+    capability_keys = {key for key in wanted if key[0] == "capability"}
+    candidates = list(Project.objects.filter(lab_id=project.lab_id).values_list("pk", flat=True))
+    keys = project_reputation_keys(project_ids=candidates)
+    related = [
+        pk for pk, found in keys.items() if found & (capability_keys or wanted) or pk == project.pk
+    ]
+    latest = (
+        ScoringRun.objects.filter(status=ScoringRunStatus.SUCCEEDED, project_id__in=related)
+        .values("project_id")
+        .annotate(latest=Max("id"))
+        .values_list("latest", flat=True)
+    )
+    totals: dict[int, list[float]] = {}
+    for expert_id, composite, n_labels in ContributorScore.objects.filter(
+        run_id__in=list(latest), expert_id__in=expert_ids, composite__isnull=False
+    ).values_list("expert_id", "composite", "n_labels"):
+        entry = totals.setdefault(expert_id, [0.0, 0.0])
+        entry[0] += float(composite or 0.0) * max(n_labels, 1)
+        entry[1] += max(n_labels, 1)
+    return {expert_id: total / weight for expert_id, (total, weight) in totals.items()}
 
 
 def lab_contributor_by_pseudonym(*, lab_id: int, pseudonym: str) -> Any:
@@ -241,3 +324,79 @@ def hourly_by_tier(
         for tier in order
         if tier in totals
     ]
+
+
+def project_top_experts(*, project: Any, top: int) -> list[dict[str, Any]]:
+    """The best experts of a project by its latest scoring run: composite first, then the
+    lower bound of their gold. People only (no AI judge), not suspended, not stopped by the
+    quality gate there, with a composite; each with the evidence the lab is shown."""
+    from projects.models import QualityStop, QualityStopStatus
+
+    run = latest_succeeded_run(project=project)
+    if run is None:
+        return []
+    stopped = QualityStop.objects.filter(project=project).exclude(status=QualityStopStatus.REVERSED)
+    rows = (
+        ContributorScore.objects.filter(
+            run=run, composite__isnull=False, is_ai=False, is_suspended=False
+        )
+        .exclude(expert_id__in=stopped.values("expert_id"))
+        .exclude(expert__expert_profile__suspended_at__isnull=False)
+        .exclude(expert__expert_profile__ai_judge__gt="")
+        .order_by("-composite", "-gold_low", "id")[:top]
+    )
+    return [
+        {
+            "expert_id": row.expert_id,
+            "rank": rank,
+            "evidence": {
+                "scoring_run": run.pk,
+                "composite": row.composite,
+                "tier": row.tier,
+                "n_labels": row.n_labels,
+                "gold": None
+                if row.gold_mean is None
+                else {
+                    "mean": row.gold_mean,
+                    "low": row.gold_low,
+                    "high": row.gold_high,
+                    "n": row.gold_n,
+                },
+                "agreement": None
+                if row.agreement_rate is None
+                else {"rate": row.agreement_rate, "n": row.agreement_n},
+            },
+        }
+        for rank, row in enumerate(rows, start=1)
+    ]
+
+
+def capability_performance(*, capability: Any) -> list[dict[str, Any]]:
+    """How the experts did on a capability across every project built on it (and the ones its
+    versions were saved from): per expert, pseudonymous to the capability's lab, the latest
+    snapshot of each project pooled as reputation is."""
+    from contributors.selectors import expert_pseudonym
+    from projects.capabilities.selectors import capability_projects
+
+    project_ids = list(capability_projects(capability=capability).values_list("pk", flat=True))
+    latest = (
+        ScoringRun.objects.filter(status=ScoringRunStatus.SUCCEEDED, project_id__in=project_ids)
+        .values("project_id")
+        .annotate(latest=Max("id"))
+        .values_list("latest", flat=True)
+    )
+    by_expert: dict[int, list[ContributorScore]] = {}
+    experts: dict[int, Any] = {}
+    for score in (
+        ContributorScore.objects.filter(run_id__in=list(latest), is_ai=False)
+        .select_related("run", "expert")
+        .order_by("pk")
+    ):
+        by_expert.setdefault(score.expert_id, []).append(score)
+        experts[score.expert_id] = score.expert
+    rows = [
+        {"pseudonym": expert_pseudonym(expert=experts[expert_id], lab_id=capability.lab_id)}
+        | _pool(group)
+        for expert_id, group in by_expert.items()
+    ]
+    return sorted(rows, key=lambda row: (-(row["composite"] or 0.0), row["pseudonym"]))
