@@ -373,6 +373,11 @@ class Capability(models.Model):
     exams = models.ManyToManyField("contributors.Exam", blank=True, related_name="+")
     gold = models.ManyToManyField(CapabilityGold, blank=True, related_name="capabilities")
     # In the marketplace's catalogue: other labs may build projects on it (without its gold).
+    # Publishing gives it its own certification (a skill and an exam on it): other labs'
+    # projects on it require that, so an expert certifies once for all of them.
+    certification_exam = models.ForeignKey(
+        "contributors.Exam", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     is_published = models.BooleanField(default=False)
     published_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(

@@ -40,6 +40,11 @@ class CapabilitySerializer(serializers.ModelSerializer):
     lab_name = serializers.CharField(source="lab.name")
     rubric = serializers.SerializerMethodField()
     exams = CapabilityExamSerializer(many=True)
+    certification_exam = CapabilityExamSerializer(
+        allow_null=True,
+        help_text="published: the capability's own exam; a pass qualifies for every lab's "
+        "project built on it",
+    )
     gold_items = serializers.IntegerField(help_text="shared gold items (answers never shown)")
     project_count = serializers.IntegerField(help_text="projects built on this version")
     is_own = serializers.SerializerMethodField()
@@ -67,6 +72,7 @@ class CapabilitySerializer(serializers.ModelSerializer):
             "exams",
             "gold_items",
             "project_count",
+            "certification_exam",
             "is_published",
             "published_at",
             "created_at",

@@ -28,8 +28,8 @@ def capability_list_for_caller(*, caller: Any, scope: str = "all") -> QuerySet[C
     condition = {"own": own, "catalogue": published}.get(scope, own | published)
     return (
         Capability.objects.filter(condition)
-        .select_related("lab")
-        .prefetch_related("exams")
+        .select_related("lab", "certification_exam__skill")
+        .prefetch_related("exams__skill")
         .annotate(
             gold_items=Count("gold", distinct=True), project_count=Count("projects", distinct=True)
         )

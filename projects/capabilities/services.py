@@ -9,6 +9,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from contributors.models import Exam
+from contributors.services import capability_exam_create
 from marketplace.errors import Conflict
 from marketplace.models import Lab, User
 from projects import services as project_services
@@ -169,14 +170,19 @@ def capability_publish(*, capability: Capability) -> Capability:
     with transaction.atomic():
         locked = Capability.objects.select_for_update().get(pk=capability.pk)
         if not locked.is_published:
+            locked.certification_exam = capability_exam_create(
+                key=f"c{locked.pk}",
+                name=f"{locked.name} v{locked.version}",
+                source_exams=list(locked.exams.all()),
+            )
             locked.is_published = True
             locked.published_at = timezone.now()
-            locked.save(update_fields=["is_published", "published_at"])
+            locked.save(update_fields=["is_published", "published_at", "certification_exam"])
     return locked
 
 
 def _from_capability(
-    capability: Capability, data: dict[str, Any], given: set[str]
+    capability: Capability, data: dict[str, Any], given: set[str], lab_id: int
 ) -> dict[str, Any]:
     """The project create data with everything the body did not give taken from the
     capability."""
@@ -204,6 +210,11 @@ def _from_capability(
         merged["required_skills"] = capability.required_skills
     if "required_certifications" not in given:
         merged["required_certifications"] = capability.required_certifications
+        if capability.lab_id != lab_id and capability.certification_exam is not None:
+            # Another lab's project requires the capability's own certification.
+            merged["required_certifications"] = [
+                {"skill": capability.certification_exam.skill.key, "include_child_skills": False}
+            ]
     return merged
 
 
@@ -251,7 +262,7 @@ def project_create_from_capability(
     exams certify for it) and, for the capability's own lab, its gold, shared. Whatever the
     body gives wins. Another lab's project on a published capability gets no gold: gold
     answers never leave their lab."""
-    merged = _from_capability(capability, data, given)
+    merged = _from_capability(capability, data, given, lab.pk)
     takes_rubric = "rubric" not in given or data.get("rubric") is None
     if takes_rubric:
         merged.pop("rubric", None)

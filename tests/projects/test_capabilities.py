@@ -207,6 +207,52 @@ def test_the_catalogue_shows_published_capabilities_without_gold(
     assert not GoldAnswer.objects.filter(item__project_id=built.json()["id"]).exists()
 
 
+def test_experts_certify_once_on_a_published_capability_for_every_lab(
+    client_for: Client,
+    lab: Lab,
+    lab_owner: User,
+    other_lab: Lab,
+    other_lab_owner: User,
+    project_a: Project,
+) -> None:
+    from contributors.models import Exam, ExamQuestion
+    from tests.contributors.factories import certify, give_skill
+
+    source = make_exam()
+    capability = _save(client_for(lab_owner), lab, project_a).json()
+    published = client_for(lab_owner).post(f"/api/v1/capabilities/{capability['id']}/publish/")
+    exam = published.json()["certification_exam"]
+    skill = f"capabilities.c{capability['id']}"
+    assert exam["skill"] == skill
+    # The capability's exam carries the source exam's question bank, answer keys never shown.
+    assert ExamQuestion.objects.filter(exam_id=exam["id"]).count() == source.questions.count()
+    assert '"answer_key"' not in published.content.decode()
+    expert = UserFactory()
+    listed = client_for(expert).get("/api/v1/exams/").json()
+    rows = listed["results"] if isinstance(listed, dict) else listed
+    assert exam["id"] in [row["id"] for row in rows]
+
+    projects = []
+    for owner, owner_lab in ((other_lab_owner, other_lab), (other_lab_owner, other_lab)):
+        body = client_for(owner).post(
+            "/api/v1/projects/",
+            {"lab": owner_lab.id, "title": "On the catalogue", "capability": capability["id"]},
+            format="json",
+        )
+        assert body.status_code == 201, body.content
+        assert [row["skill"] for row in body.json()["required_certifications"]] == [skill]
+        project = Project.objects.get(pk=body.json()["id"])
+        make_items(project, 2)
+        fund_project(project, 100_000)
+        Project.objects.filter(pk=project.pk).update(status="open")
+        projects.append(Project.objects.get(pk=project.pk))
+    give_skill(expert, "medicine.cardiology", 4)
+    certify(expert, skill)  # what passing the capability's exam issues
+    for project in projects:
+        assert assignment_claim(expert=expert, project=project) is not None
+    assert Exam.objects.filter(skill__key=skill).count() == 1
+
+
 @pytest.mark.parametrize(
     "body",
     [
