@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from contributors.models import Exam
 from contributors.services import capability_exam_create
-from marketplace.errors import Conflict
+from marketplace.errors import Conflict, DomainError
 from marketplace.models import Lab, User
 from projects import services as project_services
 from projects.models import (
@@ -263,6 +263,9 @@ def project_create_from_capability(
     body gives wins. Another lab's project on a published capability gets no gold: gold
     answers never leave their lab."""
     merged = _from_capability(capability, data, given, lab.pk)
+    if int(merged.get("max_redundancy", 0)) < int(merged.get("redundancy", 1)):
+        # The body gave one of the two and the capability the other: refused, not a 500.
+        raise DomainError("max_redundancy must be at least redundancy.", code="invalid_redundancy")
     takes_rubric = "rubric" not in given or data.get("rubric") is None
     if takes_rubric:
         merged.pop("rubric", None)

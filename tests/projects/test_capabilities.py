@@ -301,6 +301,22 @@ def test_hostile_capability_in_a_project_body_is_400(
     assert not Project.objects.exists()
 
 
+def test_a_body_that_contradicts_the_capability_is_400(
+    client_for: Client, lab: Lab, lab_owner: User, project_a: Project
+) -> None:
+    client = client_for(lab_owner)
+    capability = _save(client, lab, project_a).json()
+    before = Project.objects.count()
+    for body in ({"max_redundancy": 1}, {"redundancy": 9, "max_redundancy": 2}, {"pay": "free"}):
+        response = client.post(
+            "/api/v1/projects/",
+            {"lab": lab.id, "title": "x", "capability": capability["id"], **body},
+            format="json",
+        )
+        assert response.status_code == 400, (body, response.content)
+    assert Project.objects.count() == before
+
+
 @pytest.mark.parametrize("path", ["abc", "0", "99999999999999999999"])
 def test_hostile_capability_paths_are_4xx(client_for: Client, lab_owner: User, path: str) -> None:
     client = client_for(lab_owner)
