@@ -28,7 +28,7 @@ from marketplace import services as marketplace_services
 from marketplace.answer_forms import controls, rubric_dicts
 from marketplace.charts import bar_chart, line_chart
 from marketplace.models import MANAGING_ROLES, User
-from marketplace.pages import error_messages, flash_errors, lab_for_page, page_user
+from marketplace.pages.common import error_messages, flash_errors, lab_for_page, page_user
 from marketplace.permissions import LAB_READ_ROLES
 from marketplace.templatetags.marketplace_tags import ZERO_DECIMAL
 from projects import evolution, exports, selectors, services

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from rest_framework import exceptions
 
 from marketplace.answer_forms import controls, rubric_dicts
-from marketplace.pages import error_messages, page_user
+from marketplace.pages.common import error_messages, page_user
 from projects import reviews, selectors
 from projects.models import Project, ProjectStatus, Review, ReviewStatus
 from projects.pages.work import (

@@ -17,7 +17,7 @@ from rest_framework import exceptions
 
 from marketplace.answer_forms import controls, dimension_answers, rubric_dicts
 from marketplace.errors import Conflict, Gone
-from marketplace.pages import error_messages, flash_errors, page_user, posted_number
+from marketplace.pages.common import error_messages, flash_errors, page_user, posted_number
 from projects import routing, selectors
 from projects.api.work import SubmitSerializer
 from projects.models import Assignment, AssignmentStatus, Submission, TaskType

@@ -1,4 +1,4 @@
-"""Pages: the expert's "My quality" and the admin desk's fraud flags."""
+"""Pages: the expert's "My quality" and the appeal of a quality stop."""
 
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path
 from django.views.decorators.http import require_POST
 from rest_framework import exceptions
 
 from marketplace.charts import line_chart
-from marketplace.pages import flash_errors, page_user, staff_desk
-from projects.models import QualityStop, QualityStopStatus
+from marketplace.pages.common import flash_errors, page_user
+from projects.models import QualityStop
 from scoring import selectors
 from scoring.engine.tiers import next_tier_hint
 from scoring.services import gate
@@ -46,16 +45,6 @@ def expert_quality(request: HttpRequest) -> HttpResponse:
     return render(request, "scoring/expert_quality.html", {"rows": rows})
 
 
-@staff_desk
-def desk_flags(request: HttpRequest) -> HttpResponse:
-    from scoring.engine.tiers import flag_text
-
-    rows = selectors.flagged_scores()
-    for row in rows:
-        row.flag_texts = [flag_text(flag) for flag in row.flags]  # type: ignore[attr-defined]
-    return render(request, "scoring/desk_flags.html", {"rows": rows})
-
-
 @login_required
 @require_POST
 def expert_quality_stop_appeal(request: HttpRequest, stop_id: int) -> HttpResponse:
@@ -67,50 +56,3 @@ def expert_quality_stop_appeal(request: HttpRequest, stop_id: int) -> HttpRespon
     except exceptions.APIException as error:
         flash_errors(request, error)
     return redirect("expert-earnings")
-
-
-@staff_desk
-def desk_quality_stops(request: HttpRequest) -> HttpResponse:
-    stops = QualityStop.objects.select_related("project", "expert").order_by("-appealed_at", "-id")
-    return render(
-        request,
-        "scoring/desk_quality_stops.html",
-        {
-            "appealed": [stop for stop in stops if stop.status == QualityStopStatus.APPEALED],
-            "others": [stop for stop in stops if stop.status != QualityStopStatus.APPEALED][:200],
-        },
-    )
-
-
-@staff_desk
-@require_POST
-def desk_quality_stop_decide(request: HttpRequest, stop_id: int) -> HttpResponse:
-    stop = get_object_or_404(QualityStop, pk=stop_id)
-    try:
-        gate.quality_stop_decide(
-            stop=stop,
-            decided_by=page_user(request),
-            reverse=request.POST.get("decision") == "reverse",
-            note=request.POST.get("note", ""),
-        )
-        messages.success(request, "Decided.")
-    except exceptions.APIException as error:
-        flash_errors(request, error)
-    return redirect("desk-quality-stops")
-
-
-urlpatterns = [
-    path("expert/quality/", expert_quality, name="expert-quality"),
-    path(
-        "expert/quality-stops/<id:stop_id>/appeal/",
-        expert_quality_stop_appeal,
-        name="expert-quality-stop-appeal",
-    ),
-    path("desk/flags/", desk_flags, name="desk-flags"),
-    path("desk/quality-stops/", desk_quality_stops, name="desk-quality-stops"),
-    path(
-        "desk/quality-stops/<id:stop_id>/decide/",
-        desk_quality_stop_decide,
-        name="desk-quality-stop-decide",
-    ),
-]

@@ -7,13 +7,12 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path
 from rest_framework import exceptions
 
 from marketplace import selectors, services
 from marketplace.api import ApiKeyCreateSerializer, MemberAddSerializer, MemberRoleSerializer
 from marketplace.models import MANAGING_ROLES, ApiKey, Lab, Membership, Role
-from marketplace.pages import flash_errors, lab_for_page, page_user
+from marketplace.pages.common import flash_errors, lab_for_page, page_user
 from marketplace.permissions import LAB_READ_ROLES
 
 
@@ -84,6 +83,3 @@ def _apply(request: HttpRequest, lab: Lab, action: str) -> str | None:
         services.api_key_revoke(api_key=api_key, revoked_by=page_user(request))
         messages.success(request, f"Key '{api_key.name}' revoked.")
     return None
-
-
-urlpatterns = [path("labs/<id:lab_id>/settings/", lab_settings, name="console-lab-settings")]
