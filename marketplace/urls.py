@@ -4,9 +4,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from marketplace import api, health, webhooks_api
 
-handler400 = "marketplace.errors.bad_request"
-handler404 = "marketplace.errors.page_not_found"
-handler500 = "marketplace.errors.server_error"
+handler400 = "marketplace.http_errors.bad_request"
+handler404 = "marketplace.http_errors.page_not_found"
+handler500 = "marketplace.http_errors.server_error"
 
 api_v1: list[URLPattern | URLResolver] = [
     path("", include("projects.urls")),

@@ -28,6 +28,7 @@ from contributors.serializers import (
 )
 from marketplace.models import User
 from marketplace.pages.common import (
+    REFUSALS,
     error_messages,
     flash_errors,
     page_user,
@@ -91,7 +92,7 @@ def desk_application_decide(request: HttpRequest, application_id: int) -> HttpRe
             reason=payload.validated_data["reason"],
             certify=bool(payload.validated_data.get("certify", False)),
         )
-    except exceptions.APIException as error:
+    except REFUSALS as error:
         flash_errors(request, error)
     else:
         verb = "approved" if approve else "rejected"
@@ -158,7 +159,7 @@ def desk_certification_revoke(request: HttpRequest, certification_id: int) -> Ht
                 reason=payload.validated_data["reason"],
             )
             messages.success(request, f"Certification #{certification.pk} revoked.")
-        except exceptions.APIException as error:
+        except REFUSALS as error:
             flash_errors(request, error)
     return redirect("desk-certifications")
 
@@ -225,7 +226,7 @@ def desk_expert_suspension(request: HttpRequest) -> HttpResponse:
                 suspended_by=page_user(request),
                 reason=payload.validated_data["reason"],
             )
-    except exceptions.APIException as error:
+    except REFUSALS as error:
         flash_errors(request, error)
     else:
         messages.success(

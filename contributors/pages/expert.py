@@ -31,6 +31,7 @@ from contributors.serializers import (
 from marketplace.answer_forms import controls, dimension_answers
 from marketplace.models import User
 from marketplace.pages.common import (
+    REFUSALS,
     error_messages,
     flash_errors,
     page_user,
@@ -160,7 +161,7 @@ def expert_applications(request: HttpRequest) -> HttpResponse:
                     statement=data["statement"],
                     links=data["links"],
                 )
-            except exceptions.APIException as error:
+            except REFUSALS as error:
                 errors = error_messages(error)
             else:
                 messages.success(request, "Application sent. Staff review it; you get an email.")
@@ -194,7 +195,7 @@ def exam_start(request: HttpRequest, exam_id: int) -> HttpResponse:
     exam = get_object_or_404(Exam, pk=exam_id, is_published=True)
     try:
         attempt = services.exam_attempt_start(exam=exam, user=page_user(request))
-    except exceptions.APIException as error:
+    except REFUSALS as error:
         flash_errors(request, error)
         return redirect("expert-exams")
     return redirect("expert-attempt", attempt_id=attempt.pk)
@@ -245,7 +246,7 @@ def exam_attempt(request: HttpRequest, attempt_id: int) -> HttpResponse:
             attempt = services.exam_attempt_submit(
                 attempt=attempt, answers=dict(payload.validated_data["answers"])
             )
-        except exceptions.APIException as error:
+        except REFUSALS as error:
             errors = error_messages(error)
         else:
             return redirect("expert-attempt", attempt_id=attempt.pk)

@@ -7,10 +7,10 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
-from rest_framework import exceptions
 
 from marketplace.models import User
 from marketplace.pages.common import (
+    REFUSALS,
     error_messages,
     flash_errors,
     page_user,
@@ -39,7 +39,7 @@ def desk_payout_runs(request: HttpRequest) -> HttpResponse:
             run = payout_runs.payout_run_create(
                 created_by=page_user(request), **payload.validated_data
             )
-        except exceptions.APIException as error:
+        except REFUSALS as error:
             errors = error_messages(error)
         else:
             messages.success(request, f"Payout run #{run.pk} drafted.")
@@ -92,7 +92,7 @@ def desk_payout_run_action(request: HttpRequest, run_id: int) -> HttpResponse:
             line = get_object_or_404(PayoutLine, pk=posted_number(request.POST, "line", 0), run=run)
             payout_runs.payout_line_retry(line=line)
             messages.success(request, f"Line #{line.pk} queued for retry.")
-    except exceptions.APIException as error:
+    except REFUSALS as error:
         flash_errors(request, error)
     return redirect("desk-payout-run", run_id=run.pk)
 

@@ -6,10 +6,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from rest_framework import exceptions
 
 from marketplace.pages.common import (
+    REFUSALS,
     page_user,
+    refusal_text,
 )
 from payouts import selectors
 from payouts.services import accounts
@@ -38,8 +39,8 @@ def expert_payout_account(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         try:
             url = accounts.payout_account_onboarding_url(user=user)
-        except exceptions.APIException as error:
-            messages.error(request, str(error.detail))
+        except REFUSALS as error:
+            messages.error(request, refusal_text(error))
             return redirect("expert-payout-account")
         return redirect(url)
     return render(

@@ -6,9 +6,8 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
-from rest_framework import exceptions
 
-from marketplace.pages.common import flash_errors, page_user, staff_desk
+from marketplace.pages.common import REFUSALS, flash_errors, page_user, staff_desk
 from projects.models import QualityStop, QualityStopStatus
 from scoring import selectors
 from scoring.services import gate
@@ -49,6 +48,6 @@ def desk_quality_stop_decide(request: HttpRequest, stop_id: int) -> HttpResponse
             note=request.POST.get("note", ""),
         )
         messages.success(request, "Decided.")
-    except exceptions.APIException as error:
+    except REFUSALS as error:
         flash_errors(request, error)
     return redirect("desk-quality-stops")

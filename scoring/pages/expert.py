@@ -7,10 +7,9 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
-from rest_framework import exceptions
 
 from marketplace.charts import line_chart
-from marketplace.pages.common import flash_errors, page_user
+from marketplace.pages.common import REFUSALS, flash_errors, page_user
 from projects.models import QualityStop
 from scoring import selectors
 from scoring.engine.tiers import next_tier_hint
@@ -53,6 +52,6 @@ def expert_quality_stop_appeal(request: HttpRequest, stop_id: int) -> HttpRespon
     try:
         gate.quality_stop_appeal(stop=stop, expert=expert, reason=request.POST.get("reason", ""))
         messages.success(request, "Your appeal was sent; an admin will decide it.")
-    except exceptions.APIException as error:
+    except REFUSALS as error:
         flash_errors(request, error)
     return redirect("expert-earnings")
