@@ -275,7 +275,7 @@ def project_stats(*, project: Project) -> dict[str, Any]:
         "budget": {
             "currency": project.currency,
             "cap": project.budget,
-            # What the cap counts: pending, reserve and paid (docs/MONEY.md, "Reservations").
+            # What the cap counts: pending, reserve and paid (docs/MONEY.md, "What one task costs").
             "spent": spent,
             "left": (project.budget - spent - money["leases"])
             if project.budget is not None

@@ -1,4 +1,4 @@
-"""Live feed API (API.md, "Webhooks and live signal"; issue 10)."""
+"""Live feed API (docs/API.md, "Live signal"; issue 10)."""
 
 from __future__ import annotations
 

@@ -266,7 +266,7 @@ class ItemsImportView(APIView):
         request={
             "application/x-ndjson": {
                 "type": "string",
-                "description": "JSON Lines: one item object per line (API.md, item line)",
+                "description": "JSON Lines: one item object per line (docs/API.md, Imports)",
             }
         },
         responses={

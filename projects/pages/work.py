@@ -95,7 +95,8 @@ def _own_assignment(request: HttpRequest, assignment_id: Any) -> Assignment:
 def answer_from_post(
     task_type: str, count: int, dimensions: list[dict[str, Any]], post: Any
 ) -> dict[str, Any]:
-    """The posted labeling form as an answer of API.md's table (validated by the service)."""
+    """The posted labeling form as an answer (docs/API.md, "Answers"), validated by the
+    service."""
     if task_type in (TaskType.DEMONSTRATION, TaskType.CORRECTION):
         return {"text": post.get("text", "")}
     answer: dict[str, Any] = {
