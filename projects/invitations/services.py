@@ -8,7 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from marketplace.errors import Conflict
+from marketplace.errors import Conflict, NotFoundError
 from marketplace.models import User
 from projects.models import (
     INVITATION_TRANSITIONS,
@@ -70,9 +70,7 @@ def invitation_accept(*, invitation_id: int, expert: User) -> ProjectInvitation:
             .first()
         )
         if invitation is None:
-            from rest_framework.exceptions import NotFound
-
-            raise NotFound()
+            raise NotFoundError()
         if invitation.status == InvitationStatus.ACCEPTED:
             return invitation
         if InvitationStatus.ACCEPTED not in INVITATION_TRANSITIONS[invitation.status]:
