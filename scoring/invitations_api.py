@@ -12,16 +12,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from contributors.selectors import expert_pseudonym
-from marketplace.errors import Conflict
 from marketplace.fields import StrictIntegerField
 from marketplace.permissions import LAB_MANAGE_ROLES, LAB_READ_ROLES, IsPerson, request_person
-from projects import selectors as project_selectors
 from projects.api import lab_project
 from projects.capabilities import selectors as capability_selectors
 from projects.invitations import selectors as invitation_selectors
-from projects.invitations import services as invitation_services
 from projects.models import ProjectInvitation
 from scoring import selectors
+from scoring.services.invitations import invitations_from_past_project
 
 MAX_INVITATIONS = 100
 
@@ -76,30 +74,10 @@ class ProjectInvitationsView(APIView):
         project = lab_project(request, project_id, LAB_MANAGE_ROLES)
         payload = InvitationCreateSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        access = project_selectors.project_access(
-            caller=request.user, project_id=payload.validated_data["from_project"]
-        )
-        if (
-            access is None
-            or not access.is_lab
-            or access.project.lab_id != project.lab_id
-            or access.project.pk == project.pk
-        ):
-            raise serializers.ValidationError(
-                {"from_project": "no other project with this id in this project's lab"}
-            )
-        if selectors.latest_succeeded_run(project=access.project) is None:
-            raise Conflict(
-                "The past project has no scoring run yet: its experts are not ranked.",
-                code="no_scoring_run",
-            )
-        ranked = selectors.project_top_experts(
-            project=access.project, top=payload.validated_data["top"]
-        )
-        invitations = invitation_services.invitations_create(
+        invitations = invitations_from_past_project(
             project=project,
-            from_project=access.project,
-            invitees=[invitation_services.Invitee(**row) for row in ranked],
+            from_project_id=payload.validated_data["from_project"],
+            top=payload.validated_data["top"],
             invited_by=request_person(request),
         )
         return Response(

@@ -533,7 +533,7 @@ def project_dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
     run = scoring_selectors.latest_succeeded_run(project=project)
     rows = scoring_selectors.contributor_rows(run=run)
     from contributors.selectors import expert_pseudonym
-    from payouts.selectors import effective_hourly_by_expert
+    from payouts.selectors import effective_hourly_by_expert, project_fundings
     from scoring.engine.tiers import flag_text
 
     pay = effective_hourly_by_expert(project=project)
@@ -587,6 +587,7 @@ def project_dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
             "formats": sorted(exports.FORMATS_BY_TASK_TYPE[project.task_type]),
             "bad_cases": evolution.bad_cases_by_dimension(project=project),
             "feed_summary": feed_summary(project=project),
+            "fundings": list(project_fundings(project=project)[:20]),
             "correction_projects": Project.objects.filter(
                 lab_id=project.lab_id, task_type=TaskType.CORRECTION
             ).exclude(pk=project.pk),
