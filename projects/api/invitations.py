@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from marketplace.permissions import IsPerson, request_person
 from projects.invitations import selectors, services
 from projects.models import ProjectInvitation
+from projects.serializers import PayOutSerializer
 
 
 class ExpertInvitationSerializer(serializers.ModelSerializer):
@@ -38,6 +39,7 @@ class ExpertInvitationSerializer(serializers.ModelSerializer):
             "accepted_at",
         ]
 
+    @extend_schema_field(PayOutSerializer)
     def get_pay(self, invitation: ProjectInvitation) -> dict[str, object]:
         project = invitation.project
         return {
