@@ -8,6 +8,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from contributors.services import expert_notify
 from marketplace.errors import Conflict, NotFoundError
 from marketplace.models import User
 from projects.models import (
@@ -34,6 +35,11 @@ def invitations_create(
     if project.status == ProjectStatus.CLOSED:
         raise Conflict("The project is closed.", code="project_closed")
     with transaction.atomic():
+        already = set(
+            ProjectInvitation.objects.filter(
+                project=project, expert_id__in=[invitee.expert_id for invitee in invitees]
+            ).values_list("expert_id", flat=True)
+        )
         # ignore_conflicts: the unique (project, expert) constraint keeps a concurrent second
         # invitation of the same expert from being written twice.
         ProjectInvitation.objects.bulk_create(
@@ -50,6 +56,20 @@ def invitations_create(
             ],
             ignore_conflicts=True,
         )
+        # Told by email after commit (a race with a concurrent invitation may tell someone
+        # twice; it never invites them twice).
+        for expert in User.objects.filter(
+            pk__in=[invitee.expert_id for invitee in invitees if invitee.expert_id not in already]
+        ):
+            expert_notify(
+                user=expert,
+                subject=f"An invitation from {project.lab.name}",
+                message=(
+                    f"{project.lab.name} invites you to its project '{project.title}' because "
+                    f"of your work on '{from_project.title}'. Accept it on your invitations "
+                    "page to be served its work first while it is scarce."
+                ),
+            )
     return list(
         ProjectInvitation.objects.filter(
             project=project, expert_id__in=[invitee.expert_id for invitee in invitees]

@@ -95,6 +95,8 @@ def _claim(client_for: Client, expert: User, project: Project) -> int:
 
 
 def test_a_lab_invites_the_top_experts_of_its_past_project_and_they_get_work_first(
+    mailoutbox: Any,
+    django_capture_on_commit_callbacks: Any,
     client_for: Client,
     lab: Lab,
     lab_owner: User,
@@ -102,11 +104,12 @@ def test_a_lab_invites_the_top_experts_of_its_past_project_and_they_get_work_fir
     project_b: Project,
     experts: dict[str, User],
 ) -> None:
-    response = client_for(lab_owner).post(
-        f"/api/v1/projects/{project_b.id}/invitations/",
-        {"from_project": project_a.id, "top": 2},
-        format="json",
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(lab_owner).post(
+            f"/api/v1/projects/{project_b.id}/invitations/",
+            {"from_project": project_a.id, "top": 2},
+            format="json",
+        )
     assert response.status_code == 201, response.content
     rows = response.json()
     # The stopped expert scored highest and is left out; pseudonyms, never emails.
@@ -121,13 +124,20 @@ def test_a_lab_invites_the_top_experts_of_its_past_project_and_they_get_work_fir
         assert person.email not in body
     assert "email" not in body
 
-    # Inviting again is idempotent.
-    again = client_for(lab_owner).post(
-        f"/api/v1/projects/{project_b.id}/invitations/",
-        {"from_project": project_a.id, "top": 2},
-        format="json",
+    # Each invitee is told by email, naming the lab and the project, never the others.
+    assert sorted(message.to[0] for message in mailoutbox) == sorted(
+        [experts["best"].email, experts["second"].email]
     )
+    assert "Round two" in mailoutbox[0].body
+    # Inviting again is idempotent, and tells nobody twice.
+    with django_capture_on_commit_callbacks(execute=True):
+        again = client_for(lab_owner).post(
+            f"/api/v1/projects/{project_b.id}/invitations/",
+            {"from_project": project_a.id, "top": 2},
+            format="json",
+        )
     assert again.status_code == 201 and ProjectInvitation.objects.count() == 2
+    assert len(mailoutbox) == 2
 
     mine = client_for(experts["best"]).get("/api/v1/me/invitations/").json()
     assert [(row["project"], row["status"]) for row in mine] == [(project_b.id, "pending")]
