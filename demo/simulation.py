@@ -279,7 +279,7 @@ def finished(run: Any, timeout: float = 900.0) -> Any:
 def release_pending(run: Any) -> None:
     """A succeeded run releases the pending pay it clears once its transaction commits; called
     here too (it is idempotent per run), so the simulation does not depend on when that is."""
-    from payouts.services.earnings import earnings_release
+    from payouts.services.release import earnings_release
 
     if run.status == "succeeded":
         earnings_release(run=run)
