@@ -1,4 +1,8 @@
-"""Projects API: create, read, edit, publish, rubric versions, imports and stats."""
+"""Projects API: create, read, edit, publish, rubric versions, imports and stats.
+
+Past 400 lines on purpose: the project resource's views in the order of its URL table,
+with their schema annotations.
+"""
 
 from __future__ import annotations
 
@@ -43,6 +47,7 @@ from projects.serializers import (
     RubricVersionSerializer,
     TransitionSerializer,
 )
+from scoring.engine.tiers import TIERS
 
 IMPORT_ROLES = frozenset({*LAB_MANAGE_ROLES, API_KEY_ROLE})
 NDJSON_TYPES = frozenset(
@@ -338,7 +343,7 @@ EXPORT_PARAMETERS = [
     OpenApiParameter(
         "min_tier",
         str,
-        enum=["platinum", "gold", "silver", "bronze", "probation"],
+        enum=list(TIERS),
         description="use only labels of contributors at this tier or better (latest run)",
     ),
     OpenApiParameter("split", str, enum=["train", "eval"]),

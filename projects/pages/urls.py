@@ -1,6 +1,6 @@
 from django.urls import path
 
-from projects.pages import capabilities, console, invitations, review, work
+from projects.pages import capabilities, console, dashboard, invitations, review, work
 
 urlpatterns = [
     path("work/", work.work_index, name="work-index"),
@@ -39,7 +39,7 @@ urlpatterns = [
         capabilities.capability_new_project,
         name="console-capability-new-project",
     ),
-    path("projects/<id:project_id>/", console.project_dashboard, name="console-project"),
+    path("projects/<id:project_id>/", dashboard.project_dashboard, name="console-project"),
     path("projects/<id:project_id>/edit/", console.project_edit, name="console-project-edit"),
     path(
         "projects/<id:project_id>/preview/",
@@ -47,14 +47,14 @@ urlpatterns = [
         name="console-project-preview",
     ),
     path("projects/<id:project_id>/import/", console.project_import, name="console-project-import"),
-    path("projects/<id:project_id>/fund/", console.project_fund, name="console-project-fund"),
+    path("projects/<id:project_id>/fund/", dashboard.project_fund, name="console-project-fund"),
     path("projects/<id:project_id>/status/", console.project_status, name="console-project-status"),
     path(
         "projects/<id:project_id>/score/",
-        console.project_scoring_run,
+        dashboard.project_scoring_run,
         name="console-project-score",
     ),
-    path("projects/<id:project_id>/ai-judge/", console.project_ai_judge, name="console-ai-judge"),
+    path("projects/<id:project_id>/ai-judge/", dashboard.project_ai_judge, name="console-ai-judge"),
     path(
         "projects/<id:project_id>/feed-rules/",
         console.project_feed_rules,
