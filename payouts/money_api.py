@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketplace.permissions import LAB_READ_ROLES, IsPerson, lab_for_caller
-from payouts import selectors
+from payouts import lab_money as selectors
 from payouts.models import Funding
 from projects.api import lab_project
 

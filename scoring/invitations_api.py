@@ -18,7 +18,7 @@ from projects.api import lab_project
 from projects.capabilities import selectors as capability_selectors
 from projects.invitations import selectors as invitation_selectors
 from projects.models import ProjectInvitation
-from scoring import selectors
+from scoring import lab_selectors
 from scoring.services.invitations import invitations_from_past_project
 
 MAX_INVITATIONS = 100
@@ -111,5 +111,5 @@ class CapabilityPerformanceView(APIView):
             caller=request.user, capability=capability
         ):
             raise exceptions.NotFound()
-        rows: list[dict[str, Any]] = selectors.capability_performance(capability=capability)
+        rows: list[dict[str, Any]] = lab_selectors.capability_performance(capability=capability)
         return Response(PerformanceSerializer(rows, many=True).data)

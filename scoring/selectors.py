@@ -111,7 +111,7 @@ class Reputation:
     tier: str
 
 
-def _pool(group: list[ContributorScore]) -> dict[str, Any]:
+def pool_scores(group: list[ContributorScore]) -> dict[str, Any]:
     """Pool snapshots of several projects. Gold pools the Beta evidence (the sum of g is
     n x (mean x (n + 2) - 1) / n, recovered from each snapshot's posterior mean); agreement and
     the composite are weighted by their counts."""
@@ -219,7 +219,7 @@ def expert_reputation(*, expert: Any, lab_id: int | None = None) -> list[Reputat
             groups.setdefault(key, []).append(score)
     order = {"capability": 0, "skill": 1}
     return [
-        Reputation(kind=kind, key=key, capability=capability, **_pool(group))
+        Reputation(kind=kind, key=key, capability=capability, **pool_scores(group))
         for (kind, key, capability), group in sorted(
             groups.items(), key=lambda entry: (order[entry[0][0]], entry[0][1])
         )
@@ -341,79 +341,3 @@ def hourly_by_tier(
         for tier in order
         if tier in totals
     ]
-
-
-def project_top_experts(*, project: Any, top: int) -> list[dict[str, Any]]:
-    """The best experts of a project by its latest scoring run: composite first, then the
-    lower bound of their gold. People only (no AI judge), not suspended, not stopped by the
-    quality gate there, with a composite; each with the evidence the lab is shown."""
-    from projects.models import QualityStop, QualityStopStatus
-
-    run = latest_succeeded_run(project=project)
-    if run is None:
-        return []
-    stopped = QualityStop.objects.filter(project=project).exclude(status=QualityStopStatus.REVERSED)
-    rows = (
-        ContributorScore.objects.filter(
-            run=run, composite__isnull=False, is_ai=False, is_suspended=False
-        )
-        .exclude(expert_id__in=stopped.values("expert_id"))
-        .exclude(expert__expert_profile__suspended_at__isnull=False)
-        .exclude(expert__expert_profile__ai_judge__gt="")
-        .order_by("-composite", "-gold_low", "id")[:top]
-    )
-    return [
-        {
-            "expert_id": row.expert_id,
-            "rank": rank,
-            "evidence": {
-                "scoring_run": run.pk,
-                "composite": row.composite,
-                "tier": row.tier,
-                "n_labels": row.n_labels,
-                "gold": None
-                if row.gold_mean is None
-                else {
-                    "mean": row.gold_mean,
-                    "low": row.gold_low,
-                    "high": row.gold_high,
-                    "n": row.gold_n,
-                },
-                "agreement": None
-                if row.agreement_rate is None
-                else {"rate": row.agreement_rate, "n": row.agreement_n},
-            },
-        }
-        for rank, row in enumerate(rows, start=1)
-    ]
-
-
-def capability_performance(*, capability: Any) -> list[dict[str, Any]]:
-    """How the experts did on a capability across every project built on it (and the ones its
-    versions were saved from): per expert, pseudonymous to the capability's lab, the latest
-    snapshot of each project pooled as reputation is."""
-    from contributors.selectors import expert_pseudonym
-    from projects.capabilities.selectors import capability_projects
-
-    project_ids = list(capability_projects(capability=capability).values_list("pk", flat=True))
-    latest = (
-        ScoringRun.objects.filter(status=ScoringRunStatus.SUCCEEDED, project_id__in=project_ids)
-        .values("project_id")
-        .annotate(latest=Max("id"))
-        .values_list("latest", flat=True)
-    )
-    by_expert: dict[int, list[ContributorScore]] = {}
-    experts: dict[int, Any] = {}
-    for score in (
-        ContributorScore.objects.filter(run_id__in=list(latest), is_ai=False)
-        .select_related("run", "expert")
-        .order_by("pk")
-    ):
-        by_expert.setdefault(score.expert_id, []).append(score)
-        experts[score.expert_id] = score.expert
-    rows = [
-        {"pseudonym": expert_pseudonym(expert=experts[expert_id], lab_id=capability.lab_id)}
-        | _pool(group)
-        for expert_id, group in by_expert.items()
-    ]
-    return sorted(rows, key=lambda row: (-(row["composite"] or 0.0), row["pseudonym"]))

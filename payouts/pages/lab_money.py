@@ -8,7 +8,7 @@ from django.shortcuts import render
 
 from marketplace.pages.common import lab_for_page
 from marketplace.permissions import LAB_READ_ROLES
-from payouts import selectors
+from payouts import lab_money as selectors
 
 
 @login_required

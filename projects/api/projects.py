@@ -29,6 +29,7 @@ from marketplace.permissions import (
 )
 from marketplace.selectors import API_KEY_ROLE
 from projects import exports, selectors, services
+from projects.api.stats import ProjectStatsSerializer
 from projects.capabilities import selectors as capability_selectors
 from projects.capabilities import services as capability_services
 from projects.models import Project, ProjectStatus
@@ -41,7 +42,6 @@ from projects.serializers import (
     ProjectDetailLabSerializer,
     ProjectLabSerializer,
     ProjectPublicSerializer,
-    ProjectStatsSerializer,
     ProjectWriteSerializer,
     RubricInSerializer,
     RubricVersionSerializer,

@@ -37,7 +37,7 @@ def _capability(request: HttpRequest, lab_id: int, capability_id: int) -> Capabi
 
 @login_required
 def capability_library(request: HttpRequest, lab_id: int) -> HttpResponse:
-    from scoring.selectors import capability_performance
+    from scoring.lab_selectors import capability_performance
 
     lab, role = lab_for_page(request, lab_id, LAB_READ_ROLES)
     own = list(

@@ -28,7 +28,8 @@ from marketplace.pages.common import (
 )
 from marketplace.templatetags.marketplace_tags import ZERO_DECIMAL
 from payouts.api import FundSerializer
-from payouts.selectors import effective_hourly_by_expert, project_fundings, project_spent_by_day
+from payouts.lab_money import project_fundings
+from payouts.selectors import effective_hourly_by_expert, project_spent_by_day
 from payouts.services import funding
 from projects import evolution, exports, selectors
 from projects.feed import feed_summary

@@ -10,7 +10,7 @@ from marketplace.errors import Conflict, DomainValidationError
 from marketplace.models import User
 from projects.invitations import services as invitation_services
 from projects.models import Project, ProjectInvitation
-from scoring import selectors
+from scoring import lab_selectors, selectors
 
 
 def invitations_from_past_project(
@@ -26,7 +26,7 @@ def invitations_from_past_project(
             "The past project has no scoring run yet: its experts are not ranked.",
             code="no_scoring_run",
         )
-    ranked = selectors.project_top_experts(project=from_project, top=top)
+    ranked = lab_selectors.project_top_experts(project=from_project, top=top)
     return invitation_services.invitations_create(
         project=project,
         from_project=from_project,
