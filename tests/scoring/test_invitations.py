@@ -293,3 +293,31 @@ def test_hostile_invitation_paths_are_4xx(client_for: Client, expert: User, path
     client = client_for(expert)
     assert 400 <= client.post(f"/api/v1/me/invitations/{path}/accept/").status_code < 500
     assert 400 <= client.post(f"/api/v1/projects/{path}/invitations/", {}).status_code < 500
+
+
+def test_invitation_lists_take_a_fixed_number_of_queries(
+    client_for: Client,
+    lab: Lab,
+    lab_owner: User,
+    project_a: Project,
+    project_b: Project,
+    django_assert_max_num_queries: Any,
+) -> None:
+    extra = [UserFactory() for _ in range(5)]
+    run = ScoringRun.objects.get(project=project_a)
+    for index, person in enumerate(extra):
+        _score(run, person, 0.6 + index / 100)
+    client = client_for(lab_owner)
+    client.post(
+        f"/api/v1/projects/{project_b.id}/invitations/",
+        {"from_project": project_a.id, "top": 8},
+        format="json",
+    )
+    assert ProjectInvitation.objects.count() == 8
+    with django_assert_max_num_queries(8):
+        rows = client.get(f"/api/v1/projects/{project_b.id}/invitations/").json()
+    assert len(rows) == 8
+    invited = client_for(extra[0])
+    invited.get("/api/v1/me/invitations/")
+    with django_assert_max_num_queries(6):
+        assert len(invited.get("/api/v1/me/invitations/").json()) == 1
