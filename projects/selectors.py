@@ -294,6 +294,8 @@ def project_stats(*, project: Project) -> dict[str, Any]:
             else None,
             "escrow": money["escrow"],
             "reserved": money["reserved"],
+            # The part of `reserved` held by open leases (the rest: submitted labels' reserve).
+            "leases": money["leases"],
             "pending": money["pending"],
             "paid": money["paid"],
             "fees": money["fees"],

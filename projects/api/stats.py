@@ -25,6 +25,7 @@ class StatsBudgetSerializer(serializers.Serializer):
     reserved = serializers.IntegerField(
         help_text="reserved by open leases plus the reserve set aside for submitted labels"
     )
+    leases = serializers.IntegerField(help_text="the part of `reserved` held by open leases")
     pending = serializers.IntegerField(help_text="experts' base pay waiting for quality evidence")
     paid = serializers.IntegerField(help_text="released to experts (with bonuses, review pay)")
     fees = serializers.IntegerField(help_text="the platform's share of the fundings")

@@ -70,7 +70,12 @@ def test_a_lab_funds_and_reads_exact_escrow_reserved_and_spent(
     claim = assignment_claim(expert=expert, project=Project.objects.get(pk=project.pk))
     assert claim is not None
     budget = client.get(f"/api/v1/projects/{project.id}/stats/").json()["budget"]
-    assert (budget["escrow"], budget["reserved"], budget["spent"]) == (9876, 195, 0)
+    assert (budget["escrow"], budget["reserved"], budget["leases"], budget["spent"]) == (
+        9876,
+        195,
+        195,
+        0,
+    )
 
     # Money released to an expert leaves escrow and shows as paid and spent.
     book_earning(project, expert, 1000, key="released-1")

@@ -64,6 +64,7 @@ def test_stats_report_progress_distributions_and_cost(
         "left": 499415,
         "escrow": 8000 - 585,
         "reserved": 135,
+        "leases": 0,
         "pending": 450,
         "paid": 0,
         "fees": 2000,
