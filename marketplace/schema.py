@@ -11,6 +11,8 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
+from marketplace.idempotency import PARAMETER
+
 
 class LabApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "marketplace.authentication.LabApiKeyAuthentication"
@@ -154,7 +156,5 @@ class AutoSchema(BaseAutoSchema):
     def get_override_parameters(self) -> list[Any]:
         parameters = list(super().get_override_parameters())
         if self._is_idempotent():
-            from marketplace.idempotency import PARAMETER
-
             parameters.append(PARAMETER)
         return parameters
