@@ -80,7 +80,7 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
         refused = Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
-        if exc.status_code == 429:
+        if exc.status_code in (429, 503):
             refused["Retry-After"] = str(_retry_after_seconds(exc.details))
         return refused
     if isinstance(exc, Http404):
