@@ -187,7 +187,9 @@ class ProjectContributorsView(APIView):
         summary="Per contributor (pseudonym only): n, gold, agreement, impact +- se, tier",
     )
     def get(self, request: Request, project_id: int) -> Response:
-        project = lab_project(request, project_id, frozenset(LAB_READ_ROLES))
+        # Lab API keys read it too, like stats and scoring runs (docs/API.md, "Scores").
+        roles = frozenset({*LAB_READ_ROLES, marketplace_selectors.API_KEY_ROLE})
+        project = lab_project(request, project_id, roles)
         run = selectors.latest_succeeded_run(project=project)
         pay = effective_hourly_by_expert(project=project)
         rows = [
