@@ -24,6 +24,7 @@ from contributors.models import (
     CertificationRole,
     Exam,
     ExamAttempt,
+    ExamQuestion,
     ExpertProfile,
     ExpertSkill,
     Skill,
@@ -32,6 +33,7 @@ from contributors.models import (
 )
 from marketplace.errors import Conflict, DomainError, Gone
 from marketplace.models import User
+from payouts.services import payable_hold
 
 # Profile fields an expert may set. Anything else (verified levels, tiers, staff flags, payout
 # data...) is refused by the API before it reaches here.
@@ -448,7 +450,6 @@ def expert_suspend(
         profile.suspension_reason = reason
         profile.save(update_fields=["suspended_at", "suspension_reason", "updated_at"])
         # A suspended expert's unpaid earnings wait in the held account for an admin's review.
-        from payouts.services import payable_hold
 
         payable_hold(user=user)
         SuspensionEvent.objects.create(
@@ -485,8 +486,6 @@ def capability_exam_create(*, key: str, name: str, source_exams: list[Exam]) -> 
     shared by every lab's project on the capability). A pass certifies in that skill, so an
     expert certifies once and qualifies for every lab's project built on the capability.
     None when the capability has no exam questions to certify on."""
-    from contributors.models import ExamQuestion, Skill
-
     questions = list(ExamQuestion.objects.filter(exam__in=source_exams).order_by("exam_id", "pk"))
     if not questions:
         return None

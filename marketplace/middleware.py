@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from http import HTTPStatus
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -53,10 +54,6 @@ DOCS_PREFIXES = ("/api/v1/docs/", "/api/v1/redoc/", "/_allauth/openapi")
 def _checkout_origin() -> str:
     """Where Checkout pages live: the local Stripe-compatible server when the SDK points at
     one (tests, the demo), Stripe's Checkout otherwise."""
-    from urllib.parse import urlsplit
-
-    from django.conf import settings
-
     base = urlsplit(getattr(settings, "STRIPE_API_BASE", "") or "")
     if base.scheme and base.netloc and not base.netloc.endswith("stripe.com"):
         return f"{base.scheme}://{base.netloc}"

@@ -4,16 +4,25 @@ its money")."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
-from payouts.models import AccountKind, LedgerAccount, TransactionKind
+from django.db.models import QuerySet, Sum
+
+from payouts.models import (
+    AccountKind,
+    Funding,
+    FundingStatus,
+    LedgerAccount,
+    LedgerEntry,
+    TransactionKind,
+)
 from payouts.selectors import PAID_KINDS, SPENDING_KINDS
+from projects.models import Assignment, AssignmentStatus, Project
 
 
-def project_fundings(*, project: Any) -> Any:
+def project_fundings(*, project: Any) -> QuerySet[Funding]:
     """Every funding of a project, newest first: what the lab paid in and when Stripe confirmed."""
-    from payouts.models import Funding
-
     return Funding.objects.filter(project=project).order_by("-created_at", "-pk")
 
 
@@ -22,13 +31,6 @@ def lab_money(*, lab_id: int) -> dict[str, Any]:
     project the figures of `project_money` (escrow, reserved, pending, paid, spent, fees) and
     funded (paid fundings, gross), and totals per currency (projects in different currencies
     are never added together)."""
-    from collections import defaultdict
-
-    from django.db.models import Sum
-
-    from payouts.models import Funding, FundingStatus, LedgerEntry
-    from projects.models import Assignment, AssignmentStatus, Project
-
     projects = list(
         Project.objects.filter(lab_id=lab_id).order_by("-pk").values("pk", "title", "currency")
     )

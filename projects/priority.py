@@ -28,7 +28,10 @@ from typing import Any
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from projects.invitations.selectors import accepted_invitees, invitees_waiting
 from projects.models import Assignment, Item, Project
+from scoring.models import ContributorScore
+from scoring.selectors import latest_succeeded_run, reputation_strengths
 
 PRIORITY_WINDOW = timedelta(minutes=15)
 NEUTRAL_STRENGTH = 0.5
@@ -43,10 +46,6 @@ def _heaviest_dimension(config: Any) -> str | None:
 
 
 def _strengths(project: Project, key: str, experts: set[int]) -> dict[int, float]:
-    # A deliberate cycle (projects -> scoring): the strength comes from the latest snapshot.
-    from scoring.models import ContributorScore
-    from scoring.selectors import latest_succeeded_run
-
     run = latest_succeeded_run(project=project)
     if run is None:
         return {}
@@ -80,10 +79,6 @@ def _recently_active(project: Project, expert: Any, since: Any) -> set[int]:
 
 
 def _yields_by_reputation(project: Project, expert: Any) -> bool:
-    # A deliberate cycle (projects -> scoring): reputation comes from the scoring snapshots.
-    from projects.invitations.selectors import accepted_invitees, invitees_waiting
-    from scoring.selectors import reputation_strengths
-
     open_slots = _open_slots(project)
     since = timezone.now() - PRIORITY_WINDOW
     waiting = (

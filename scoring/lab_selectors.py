@@ -7,6 +7,9 @@ from typing import Any
 
 from django.db.models import Max
 
+from contributors.selectors import expert_pseudonym
+from projects.capabilities.selectors import capability_projects
+from projects.models import QualityStop, QualityStopStatus
 from scoring.models import ContributorScore, ScoringRun, ScoringRunStatus
 from scoring.selectors import latest_succeeded_run, pool_scores
 
@@ -15,7 +18,6 @@ def project_top_experts(*, project: Any, top: int) -> list[dict[str, Any]]:
     """The best experts of a project by its latest scoring run: composite first, then the
     lower bound of their gold. People only (no AI judge), not suspended, not stopped by the
     quality gate there, with a composite; each with the evidence the lab is shown."""
-    from projects.models import QualityStop, QualityStopStatus
 
     run = latest_succeeded_run(project=project)
     if run is None:
@@ -60,8 +62,6 @@ def capability_performance(*, capability: Any) -> list[dict[str, Any]]:
     """How the experts did on a capability across every project built on it (and the ones its
     versions were saved from): per expert, pseudonymous to the capability's lab, the latest
     snapshot of each project pooled as reputation is."""
-    from contributors.selectors import expert_pseudonym
-    from projects.capabilities.selectors import capability_projects
 
     project_ids = list(capability_projects(capability=capability).values_list("pk", flat=True))
     latest = (

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Max, Min, Q
 
-from contributors.selectors import expert_pseudonym
+from contributors.models import ExpertProfile
+from contributors.selectors import expert_pseudonym, pseudonym_from_secret
 from marketplace.models import User
-from scoring.engine.tiers import TIERS
+from projects.models import (
+    Capability,
+    Project,
+    ProjectRequiredCertification,
+    ProjectRequiredSkill,
+)
+from scoring.engine.gold import gold_posterior
+from scoring.engine.reward_model import quality_weight
+from scoring.engine.tiers import TIERS, tier_for
 from scoring.models import ContributorScore, ItemConsensus, ScoringRun, ScoringRunStatus, Tier
 
 
@@ -49,7 +59,6 @@ def likert_consensus(*, run: ScoringRun, item_ids: list[int]) -> dict[tuple[int,
 
 def contributor_quality_weights(*, run: ScoringRun | None) -> dict[int, float]:
     """expert id -> the quality weight of their labels for training (from the composite)."""
-    from scoring.engine.reward_model import quality_weight
 
     if run is None:
         return {}
@@ -115,9 +124,6 @@ def pool_scores(group: list[ContributorScore]) -> dict[str, Any]:
     """Pool snapshots of several projects. Gold pools the Beta evidence (the sum of g is
     n x (mean x (n + 2) - 1) / n, recovered from each snapshot's posterior mean); agreement and
     the composite are weighted by their counts."""
-    from scoring.engine.gold import gold_posterior
-    from scoring.engine.tiers import tier_for
-
     gold_scores: list[float] = []
     for score in group:
         if score.gold_mean is None or not score.gold_n:
@@ -160,12 +166,6 @@ def project_reputation_keys(
     and the capability it was built on or saved as (by name within its lab, across versions,
     identified by the first version's id). Reputation is keyed on these, not on the free-text
     domain."""
-    from projects.models import (
-        Capability,
-        Project,
-        ProjectRequiredCertification,
-        ProjectRequiredSkill,
-    )
 
     keys: dict[int, set[tuple[str, str, int | None]]] = {pk: set() for pk in project_ids}
     for model in (ProjectRequiredSkill, ProjectRequiredCertification):
@@ -205,7 +205,6 @@ def expert_reputation(*, expert: Any, lab_id: int | None = None) -> list[Reputat
 
     `lab_id` limits the evidence to that lab's projects unless the expert opted in to sharing.
     """
-    from contributors.models import ExpertProfile
 
     scores = expert_scores(expert=expert)
     if lab_id is not None:
@@ -231,8 +230,6 @@ def reputation_strengths(*, project: Any, expert_ids: set[int]) -> dict[int, flo
     the projects of the same lab that share the project's capability, or else any of its
     required skills (the latest snapshot of each, weighted by labels); the project's own
     snapshot counts too. Experts without evidence are absent."""
-    from projects.models import Project
-
     if not expert_ids:
         return {}
     wanted = project_reputation_keys(project_ids=[project.pk])[project.pk]
@@ -260,8 +257,6 @@ def reputation_strengths(*, project: Any, expert_ids: set[int]) -> dict[int, flo
 
 def lab_contributor_by_pseudonym(*, lab_id: int, pseudonym: str) -> Any:
     """The expert behind a lab-stable pseudonym, among those who worked for this lab."""
-    from contributors.selectors import pseudonym_from_secret
-    from marketplace.models import User
 
     workers = User.objects.filter(submissions__project__lab_id=lab_id).distinct()
     for worker in workers.only("id", "pseudonym_secret"):
@@ -316,7 +311,6 @@ def hourly_by_tier(
 ) -> list[dict[str, Any]]:
     """Per tier of a run: contributors, active hours and effective pay per hour of released
     work (with bonuses), from `payouts.selectors.effective_hourly_by_expert`'s table."""
-    from collections import defaultdict
 
     if run is None:
         return []

@@ -26,6 +26,7 @@ from projects.api.capabilities import CapabilityCreateSerializer
 from projects.capabilities import selectors, services
 from projects.models import Capability, Project, ProjectPriority
 from projects.serializers import ProjectCreateSerializer
+from scoring.lab_selectors import capability_performance
 
 
 def _capability(request: HttpRequest, lab_id: int, capability_id: int) -> Capability:
@@ -37,8 +38,6 @@ def _capability(request: HttpRequest, lab_id: int, capability_id: int) -> Capabi
 
 @login_required
 def capability_library(request: HttpRequest, lab_id: int) -> HttpResponse:
-    from scoring.lab_selectors import capability_performance
-
     lab, role = lab_for_page(request, lab_id, LAB_READ_ROLES)
     own = list(
         selectors.capability_list_for_caller(caller=request.user, scope="own").filter(lab=lab)
