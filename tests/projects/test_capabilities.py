@@ -337,3 +337,19 @@ def test_the_library_takes_a_fixed_number_of_queries(
     client.get("/api/v1/capabilities/")
     with django_assert_max_num_queries(12):
         assert len(client.get("/api/v1/capabilities/").json()["results"]) == 4
+
+
+def test_the_django_admin_shows_capabilities_and_never_edits_them(
+    client_for: Client, lab: Lab, lab_owner: User, project_a: Project, staff: User
+) -> None:
+    from tests.conftest import browser
+
+    _save(client_for(lab_owner), lab, project_a)
+    staff.is_superuser = True
+    staff.save()
+    page = browser(staff)
+    for model in ("capability", "capabilitygold", "projectinvitation"):
+        assert page.get(f"/admin/projects/{model}/").status_code == 200
+    capability = Capability.objects.get()
+    assert page.get(f"/admin/projects/capability/{capability.pk}/change/").status_code == 200
+    assert page.get("/admin/projects/capability/add/").status_code == 403
