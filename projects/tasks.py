@@ -29,3 +29,12 @@ def export_job_run_task(job_id: int) -> str:
     from projects.export_jobs import export_job_run
 
     return export_job_run(job_id=job_id).status
+
+
+@shared_task(
+    name="projects.tasks.relabel_batches_advance_task", time_limit=600, soft_time_limit=540
+)
+def relabel_batches_advance_task() -> int:
+    from projects.relabel import relabel_batches_advance_all
+
+    return relabel_batches_advance_all()

@@ -48,6 +48,21 @@ urlpatterns = [
         name="project-promote-gold",
     ),
     path(
+        "projects/<id:project_id>/relabel-batches/",
+        evolution_api.RelabelBatchesView.as_view(),
+        name="project-relabel-batches",
+    ),
+    path(
+        "relabel-batches/<id:batch_id>/",
+        evolution_api.RelabelBatchDetailView.as_view(),
+        name="relabel-batch",
+    ),
+    path(
+        "relabel-batches/<id:batch_id>/trend/",
+        evolution_api.RelabelBatchTrendView.as_view(),
+        name="relabel-batch-trend",
+    ),
+    path(
         "projects/<id:project_id>/trends/",
         evolution_api.DimensionTrendsView.as_view(),
         name="project-trends",

@@ -1,0 +1,411 @@
+"""The bad-case loop closed (issue 18): a promotion (a new rubric dimension or new gold items)
+re-queues the items that produced the bad cases, and a sample of similar ones, for new labels
+under the rubric version in force; once every item has them a scoring run re-scores the
+project, and the lab compares each dimension before and after, with n and intervals.
+
+"Similar" is measured on text: the cosine similarity of the built-in hashed word, word-bigram
+and character-trigram features (scoring's reward-model featuriser) of an item's prompt and
+responses to its nearest affected item, among the project's labelled non-gold items (the
+latest SIMILAR_POOL of them); the most similar come first, ties by id. Text similarity is the
+one signal every item has; lab-supplied feature vectors describe responses, not prompts.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from marketplace.errors import DomainError
+from marketplace.models import User
+from projects import evolution
+from projects.intervals import mean_with_interval
+from projects.models import (
+    Item,
+    Project,
+    RelabelBatch,
+    RelabelBatchItem,
+    RelabelBatchStatus,
+    RelabelReason,
+    RubricVersion,
+    Submission,
+    SubmissionStatus,
+)
+
+SIMILAR_POOL = 5000
+MAX_SIMILAR = 200
+MAX_AFFECTED = 500
+
+
+def counted_submissions(project: Project) -> QuerySet[Submission]:
+    """Labels that count: accepted ones (a quality-stopped expert's labels were discounted to
+    rejected), and an AI judge's only where the lab lets them count."""
+    from contributors.models import ExpertProfile
+
+    rows = Submission.objects.filter(project=project, status=SubmissionStatus.ACCEPTED)
+    if not project.ai_judge_counts:
+        rows = rows.exclude(
+            expert_id__in=ExpertProfile.objects.exclude(ai_judge="").values("user_id")
+        )
+    return rows
+
+
+def _text(item: Item) -> str:
+    return "\n".join([item.prompt, *[str(response) for response in item.responses]])
+
+
+def similar_items(
+    *, project: Project, affected: list[Item], count: int
+) -> list[tuple[Item, float]]:
+    """The `count` labelled non-gold items most similar to any affected item (see the module
+    docstring), with their similarity."""
+    if count <= 0 or not affected:
+        return []
+    from scoring.engine.reward_model import featurise
+
+    pool = list(
+        Item.objects.filter(project=project, is_gold=False, labels_count__gt=0)
+        .exclude(pk__in=[item.pk for item in affected])
+        .order_by("-id")[:SIMILAR_POOL]
+    )
+    if not pool:
+        return []
+    anchors = featurise([_text(item) for item in affected])
+    candidates = featurise([_text(item) for item in pool])
+    nearest = (candidates @ anchors.T).max(axis=1)
+    ranked = sorted(range(len(pool)), key=lambda index: (-nearest[index], pool[index].pk))
+    return [(pool[index], round(float(nearest[index]), 4)) for index in ranked[:count]]
+
+
+def affected_bad_case_items(*, project: Project, public_ids: list[str] | None) -> list[Item]:
+    """The items a dimension promotion is about: those named, or every bad-case item."""
+    items = Item.objects.filter(project=project, is_gold=False)
+    if public_ids is None:
+        return list(items.filter(context__bad_case=True).order_by("id")[:MAX_AFFECTED])
+    found = {str(item.public_id): item for item in items.filter(public_id__in=public_ids)}
+    missing = [
+        {"index": index, "field": "items", "message": "no such (non-gold) item here"}
+        for index, public_id in enumerate(public_ids)
+        if str(public_id) not in found
+    ]
+    if missing:
+        raise DomainError(
+            "Some items are not in this project.", code="invalid_items", details=missing
+        )
+    return sorted(found.values(), key=lambda item: item.pk)
+
+
+def relabel_batch_create(
+    *,
+    project: Project,
+    promotion: str,
+    dimension: str,
+    rubric_version: RubricVersion,
+    affected: list[Item],
+    similar: list[tuple[Item, float]],
+    labels_per_item: int,
+    created_by: User | None,
+) -> RelabelBatch | None:
+    """Record the batch and re-open its items for `labels_per_item` more labels each. Runs in
+    the promotion's transaction, so a promotion never exists without its re-queue."""
+    entries = [(item, RelabelReason.AFFECTED, 1.0) for item in affected] + [
+        (item, RelabelReason.SIMILAR, score) for item, score in similar
+    ]
+    if not entries:
+        return None
+    with transaction.atomic():
+        batch = RelabelBatch.objects.create(
+            project=project,
+            promotion=promotion,
+            dimension=dimension,
+            rubric_version=rubric_version,
+            labels_per_item=labels_per_item,
+            created_by=created_by,
+        )
+        RelabelBatchItem.objects.bulk_create(
+            RelabelBatchItem(batch=batch, item=item, reason=reason, similarity=score)
+            for item, reason, score in entries
+        )
+        # Routing writes these counters under the item's row lock; take the same locks, in id
+        # order like every other multi-item writer, so a concurrent claim or submit waits.
+        for item in (
+            Item.objects.select_for_update()
+            .filter(pk__in=[item.pk for item, _, _ in entries])
+            .order_by("pk")
+        ):
+            # Experts who labelled an item never get it again (blind redundancy), so the new
+            # labels come from other experts, under the version served from now on.
+            item.target_labels = max(item.target_labels, item.assigned_count) + labels_per_item
+            item.is_open = item.assigned_count < item.target_labels
+            item.save(update_fields=["target_labels", "is_open"])
+    return batch
+
+
+def _new_labels(batch: RelabelBatch) -> QuerySet[Submission]:
+    return counted_submissions(batch.project).filter(
+        item__in=batch.entries.values("item_id"),
+        submitted_at__gte=batch.created_at,
+        rubric_version__number__gte=batch.rubric_version.number,
+    )
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    needed: int
+    done: int
+    items_done: int
+    items: int
+    per_item: dict[int, int]
+
+    @property
+    def is_complete(self) -> bool:
+        return self.items > 0 and self.items_done == self.items
+
+
+def relabel_batch_progress(*, batch: RelabelBatch) -> BatchProgress:
+    per_item: dict[int, int] = defaultdict(int)
+    for item_id in _new_labels(batch).values_list("item_id", flat=True):
+        per_item[item_id] += 1
+    item_ids = list(batch.entries.values_list("item_id", flat=True))
+    need = batch.labels_per_item
+    return BatchProgress(
+        needed=need * len(item_ids),
+        done=sum(min(per_item[item_id], need) for item_id in item_ids),
+        items_done=sum(per_item[item_id] >= need for item_id in item_ids),
+        items=len(item_ids),
+        per_item=dict(per_item),
+    )
+
+
+def relabel_batch_advance(*, batch_id: int) -> RelabelBatch:
+    """relabelling -> scoring once every item has its new labels: start a scoring run. Safe to
+    call again (compare-and-swap on the status; the run is created once)."""
+    batch = RelabelBatch.objects.select_related("project", "rubric_version").get(pk=batch_id)
+    if batch.status != RelabelBatchStatus.RELABELLING:
+        return batch
+    if not relabel_batch_progress(batch=batch).is_complete:
+        return batch
+    from scoring.services.runs import scoring_run_create
+
+    with transaction.atomic():
+        swapped = RelabelBatch.objects.filter(
+            pk=batch.pk, status=RelabelBatchStatus.RELABELLING
+        ).update(status=RelabelBatchStatus.SCORING, relabelled_at=timezone.now())
+        if swapped:
+            # A run covering every submission so far; one already queued for the same
+            # submissions is reused (scoring_run_create's rule).
+            run = scoring_run_create(project=batch.project, created_by=batch.created_by)
+            RelabelBatch.objects.filter(pk=batch.pk).update(scoring_run_id=run.pk)
+    batch.refresh_from_db()
+    return batch
+
+
+def relabel_batches_advance_all() -> int:
+    advanced = 0
+    for batch_id in RelabelBatch.objects.filter(status=RelabelBatchStatus.RELABELLING).values_list(
+        "pk", flat=True
+    ):
+        if relabel_batch_advance(batch_id=batch_id).status != RelabelBatchStatus.RELABELLING:
+            advanced += 1
+    return advanced
+
+
+def relabel_batch_state(*, batch: RelabelBatch) -> dict[str, Any]:
+    """The batch as the lab reads it: progress, the scoring run and each item's new labels."""
+    from scoring.models import ScoringRun
+
+    progress = relabel_batch_progress(batch=batch)
+    run = (
+        ScoringRun.objects.filter(pk=batch.scoring_run_id).only("status", "finished_at").first()
+        if batch.scoring_run_id
+        else None
+    )
+    status = batch.status
+    if run is not None and run.status == "succeeded":
+        status = "done"
+    elif run is not None and run.status == "failed":
+        status = "scoring_failed"
+    entries = batch.entries.select_related("item").order_by("reason", "-similarity", "item_id")
+    return {
+        "id": batch.pk,
+        "project": batch.project_id,
+        "promotion": batch.promotion,
+        "dimension": batch.dimension or None,
+        "rubric_version": batch.rubric_version.number,
+        "labels_per_item": batch.labels_per_item,
+        "status": status,
+        "created_at": batch.created_at,
+        "relabelled_at": batch.relabelled_at,
+        "progress": {
+            "labels_needed": progress.needed,
+            "labels_done": progress.done,
+            "items": progress.items,
+            "items_done": progress.items_done,
+            "share": round(progress.done / progress.needed, 4) if progress.needed else 1.0,
+        },
+        "scoring_run": None
+        if run is None
+        else {"id": run.pk, "status": run.status, "finished_at": run.finished_at},
+        "items": [
+            {
+                "item": str(entry.item.public_id),
+                "external_id": entry.item.external_id,
+                "reason": entry.reason,
+                "similarity": entry.similarity,
+                "new_labels": progress.per_item.get(entry.item_id, 0),
+                "is_open": entry.item.is_open,
+            }
+            for entry in entries
+        ],
+    }
+
+
+def _dimension_values(rows: Iterable[Submission]) -> dict[str, list[float]]:
+    """Each counted label's dimension answers on the 0..1 scale, read with the rubric version
+    the label was given under (a likert 1..7 of v1 and a 1..5 of v2 compare on one scale)."""
+    kinds: dict[int, dict[str, tuple[str, int | None, int | None]]] = {}
+    values: dict[str, list[float]] = defaultdict(list)
+    for row in rows:
+        version = kinds.get(row.rubric_version_id)
+        if version is None:
+            version = kinds[row.rubric_version_id] = {
+                dimension.key: (dimension.kind, dimension.min_value, dimension.max_value)
+                for dimension in row.rubric_version.dimensions.all()
+            }
+        for key, value in (row.answer.get("answers") or {}).items():
+            kind = version.get(key)
+            if kind is None:
+                continue
+            for single in value if isinstance(value, list) else [value]:
+                score = evolution.normalised(kind[0], kind[1], kind[2], single)
+                if score is not None:
+                    values[key].append(score)
+    return values
+
+
+def _compare(before: QuerySet[Submission], after: QuerySet[Submission]) -> dict[str, Any]:
+    related = ("rubric_version",)
+    old = _dimension_values(
+        before.select_related(*related).prefetch_related("rubric_version__dimensions")
+    )
+    new = _dimension_values(
+        after.select_related(*related).prefetch_related("rubric_version__dimensions")
+    )
+    result = {}
+    for key in sorted(set(old) | set(new)):
+        first, second = mean_with_interval(old.get(key, [])), mean_with_interval(new.get(key, []))
+        result[key] = {
+            "before": first,
+            "after": second,
+            "change": None
+            if first is None or second is None
+            else round(second["mean"] - first["mean"], 4),
+        }
+    return {"labels_before": before.count(), "labels_after": after.count(), "dimensions": result}
+
+
+def relabel_batch_trend(*, batch: RelabelBatch) -> dict[str, Any]:
+    """Each dimension's mean (0..1) before and after the promotion, with n and a 95% interval
+    (Wilson for binary dimensions, Student's t otherwise), over the batch's items (their labels
+    before the promotion against their new labels) and over the whole project (labels
+    submitted before the promotion against labels given under its rubric version since).
+    Only labels that count (`counted_submissions`), never gold items. A promoted dimension
+    has no "before": it did not exist."""
+    counted = counted_submissions(batch.project).filter(item__is_gold=False)
+    item_ids = batch.entries.values("item_id")
+    since = {
+        "submitted_at__gte": batch.created_at,
+        "rubric_version__number__gte": batch.rubric_version.number,
+    }
+    return {
+        "batch": batch.pk,
+        "promotion": batch.promotion,
+        "dimension": batch.dimension or None,
+        "promoted_at": batch.created_at,
+        "rubric_version": batch.rubric_version.number,
+        "relabelled_items": _compare(
+            counted.filter(item_id__in=item_ids, submitted_at__lt=batch.created_at),
+            counted.filter(item_id__in=item_ids, **since),
+        ),
+        "project": _compare(
+            counted.filter(submitted_at__lt=batch.created_at), counted.filter(**since)
+        ),
+    }
+
+
+def bad_case_promote_dimension(
+    *,
+    project: Project,
+    dimension: dict[str, Any],
+    items: list[str] | None,
+    similar: int | None,
+    labels_per_item: int | None,
+    created_by: User,
+) -> tuple[RubricVersion, RelabelBatch | None]:
+    """Promote a failure to a new rubric dimension and re-queue what it is about."""
+    affected = affected_bad_case_items(project=project, public_ids=items)
+    nearby = similar_items(
+        project=project,
+        affected=affected,
+        count=min(len(affected), MAX_SIMILAR) if similar is None else similar,
+    )
+    with transaction.atomic():
+        version = evolution.rubric_promote_dimension(
+            project=project, dimension=dimension, created_by=created_by
+        )
+        batch = relabel_batch_create(
+            project=project,
+            promotion="dimension",
+            dimension=dimension["key"],
+            rubric_version=version,
+            affected=affected,
+            similar=nearby,
+            labels_per_item=labels_per_item or project.redundancy,
+            created_by=created_by,
+        )
+    return version, batch
+
+
+def bad_case_promote_gold(
+    *,
+    project: Project,
+    promotions: list[dict[str, Any]],
+    similar: int | None,
+    labels_per_item: int | None,
+    created_by: User,
+) -> tuple[list[Item], RelabelBatch | None]:
+    """Promote bad-case items to gold and re-queue them (the originals) and similar ones."""
+    with transaction.atomic():
+        created = evolution.gold_promote_items(
+            project=project, promotions=promotions, created_by=created_by
+        )
+        sources = {str(item.context.get("promoted_from")) for item in created}
+        affected = list(
+            Item.objects.filter(project=project, is_gold=False, public_id__in=sources).order_by(
+                "id"
+            )
+        )
+        nearby = similar_items(
+            project=project,
+            affected=affected,
+            count=min(len(affected), MAX_SIMILAR) if similar is None else similar,
+        )
+        version = project.rubric_versions.order_by("-number").first()
+        if version is None:  # gold_promote_items refused a project without a rubric
+            raise DomainError("The project has no rubric yet.", code="no_rubric")
+        batch = relabel_batch_create(
+            project=project,
+            promotion="gold",
+            dimension="",
+            rubric_version=version,
+            affected=affected,
+            similar=nearby,
+            labels_per_item=labels_per_item or project.redundancy,
+            created_by=created_by,
+        )
+    return created, batch
