@@ -22,6 +22,11 @@ urlpatterns = [
     ),
     path("projects/<id:project_id>/feed/", feed_api.ProjectFeedView.as_view(), name="project-feed"),
     path(
+        "projects/<id:project_id>/feed/calibration/",
+        feed_api.FeedCalibrationView.as_view(),
+        name="project-feed-calibration",
+    ),
+    path(
         "projects/<id:project_id>/exports/",
         api.ProjectExportJobsView.as_view(),
         name="project-export-jobs",
