@@ -599,9 +599,9 @@ class ExportJob(models.Model):
     manifest = models.JSONField(null=True, blank=True)
     path = models.CharField(max_length=500, blank=True)
     error = models.TextField(blank=True)
-    # Progress, written by the worker every few hundred rows (a page polls it).
-    rows_total = models.PositiveIntegerField(null=True, blank=True)
-    rows_written = models.PositiveIntegerField(default=0)
+    # Progress: items scanned of the items to scan, written by the worker after each batch.
+    items_total = models.PositiveIntegerField(null=True, blank=True)
+    items_done = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )

@@ -15,12 +15,12 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddField(
             model_name='exportjob',
-            name='rows_total',
+            name='items_total',
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
             model_name='exportjob',
-            name='rows_written',
+            name='items_done',
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
