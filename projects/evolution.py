@@ -4,6 +4,7 @@ dimension trends across rubric versions and model versions."""
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -30,6 +31,17 @@ from projects.models import (
 REASONS_SHOWN = 5
 # A dimension "moved" when its normalised mean changed by more than this between versions.
 MOVE_THRESHOLD = 0.05
+
+
+def uuids(values: list[Any]) -> list[uuid.UUID]:
+    """The values that are UUIDs: anything else matches no item (a query with it would raise)."""
+    found = []
+    for value in values:
+        try:
+            found.append(uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    return found
 
 
 def bad_cases_by_dimension(*, project: Project) -> list[dict[str, Any]]:
@@ -101,7 +113,7 @@ def gold_promote_items(
     sources = {
         str(item.public_id): item
         for item in Item.objects.filter(
-            project=project, public_id__in=[p.get("item") for p in promotions]
+            project=project, public_id__in=uuids([p.get("item") for p in promotions])
         )
     }
     problems = []

@@ -87,7 +87,10 @@ def affected_bad_case_items(*, project: Project, public_ids: list[str] | None) -
     items = Item.objects.filter(project=project, is_gold=False)
     if public_ids is None:
         return list(items.filter(context__bad_case=True).order_by("id")[:MAX_AFFECTED])
-    found = {str(item.public_id): item for item in items.filter(public_id__in=public_ids)}
+    found = {
+        str(item.public_id): item
+        for item in items.filter(public_id__in=evolution.uuids(list(public_ids)))
+    }
     missing = [
         {"index": index, "field": "items", "message": "no such (non-gold) item here"}
         for index, public_id in enumerate(public_ids)

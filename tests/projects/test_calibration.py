@@ -42,6 +42,11 @@ def wilson(successes: int, n: int) -> tuple[float, float]:
 
 @pytest.fixture
 def project(lab: Lab, lab_owner: User) -> Project:
+    return feed_with_audits(lab, lab_owner)
+
+
+def feed_with_audits(lab: Lab, lab_owner: User) -> Project:
+    """A project whose feed audited every auto-accepted event of AUDITS, labelled as given."""
     project = make_project(lab, lab_owner)
     project.feed_gray_low, project.feed_gray_high, project.feed_audit_rate = 0.4, 0.8, 1.0
     project.save()

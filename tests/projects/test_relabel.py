@@ -213,6 +213,8 @@ def test_a_bad_promotion_writes_nothing(
         ({"dimension": DEFERRAL, "similar": -1}, 400),
         ({"dimension": DEFERRAL, "labels_per_item": 0}, 400),
         ({"dimension": DEFERRAL, "similar": "many"}, 400),
+        ({"dimension": DEFERRAL, "similar": 10**30}, 400),
+        ({"dimension": DEFERRAL, "items": []}, 400),
     ]:
         response = owner.post(url, body, format="json")
         assert response.status_code == code, (body, response.content)
