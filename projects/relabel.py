@@ -258,6 +258,7 @@ def relabel_batch_state(*, batch: RelabelBatch) -> dict[str, Any]:
             {
                 "item": str(entry.item.public_id),
                 "external_id": entry.item.external_id,
+                "prompt": entry.item.prompt[:200],
                 "reason": entry.reason,
                 "similarity": entry.similarity,
                 "new_labels": progress.per_item.get(entry.item_id, 0),
