@@ -79,6 +79,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy marketplace contributors projects payouts scoring demo
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt -e ".[dev,bench]"

@@ -43,6 +43,7 @@ from contributors.serializers import (
 )
 from marketplace.models import User
 from marketplace.permissions import IsPerson, IsStaff, IsStaffWithMfa, request_person
+from projects import selectors as project_selectors
 
 
 class SkillListView(APIView):
@@ -100,7 +101,8 @@ class ApplicationListCreateView(GenericAPIView):
         person = request_person(request)
         project = None
         if data.get("project") is not None:
-            project = selectors.project_for_application(expert=person, project_id=data["project"])
+            # As for claiming: an open project, else 404 (qualified or not: that is the point).
+            project = project_selectors.project_for_work(project_id=data["project"])
         application = services.application_create(
             user=person,
             skill=data["skill"],

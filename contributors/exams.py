@@ -40,8 +40,9 @@ def _is_scalar(value: Any) -> bool:
 
 
 def _is_pairwise_shape(answer: Any) -> bool:
-    """An answer in the API.md shape, with plain values only: the gold scorer compares and
-    hashes what it is given, so nested or oversized values never reach it."""
+    """An answer in the shape of docs/API.md, "Answers", with plain values only: the gold
+    scorer compares and hashes what it is given, so nested or oversized values never reach
+    it."""
     if not isinstance(answer, dict):
         return False
     if "preference" in answer and not isinstance(answer["preference"], str):

@@ -232,8 +232,8 @@ class ExamQuestion(models.Model):
     Answer keys by kind: single_choice `{"option": "b"}`; multiple_choice `{"options": [...]}`;
     numeric `{"value": 3.2, "tolerance": 0.05}`; short_text `{"text": "..."}` (matched after
     trimming, case-insensitive) or `{"regex": "..."}` (full match); pairwise a gold answer in the
-    API.md format, graded like gold (SCORING.md section 1) against `rubric` (dimension objects
-    as in a project rubric).
+    format of docs/API.md, "Answers", graded like gold (docs/SCORING.md section 1) against
+    `rubric` (dimension objects as in a project rubric).
     """
 
     exam = models.ForeignKey(Exam, on_delete=models.CASCADE, related_name="questions")

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
-from rest_framework.exceptions import NotFound
 
 from contributors.models import (
     Application,
@@ -142,16 +141,6 @@ def applications_of(*, expert: User) -> QuerySet[Application]:
 def application_queue(*, status: str | None) -> QuerySet[Application]:
     rows = Application.objects.select_related("skill", "user", "decided_by").order_by("created_at")
     return rows.filter(status=status) if status else rows
-
-
-def project_for_application(*, expert: User, project_id: int) -> Any:
-    """An open project an expert may apply to join (qualified or not: that is the point)."""
-    from projects.models import Project, ProjectStatus
-
-    project = Project.objects.filter(pk=project_id, status=ProjectStatus.OPEN).first()
-    if project is None:
-        raise NotFound()
-    return project
 
 
 @dataclass(frozen=True)

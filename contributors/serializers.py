@@ -1,4 +1,4 @@
-"""Input validation and output shapes of the experts API (API.md, "Experts" and "Admin")."""
+"""Input validation and output shapes of the experts API (docs/API.md, "Experts")."""
 
 from __future__ import annotations
 

@@ -2,12 +2,12 @@
 per dimension, the lab's feature vectors for them, and the crowd's personas (how each reads a
 response, and how long each takes per task).
 
-Features: the lab supplies one vector per response (API.md's `features`), as its own embedding
-model would. Here a fixed random projection of the response's latent qualities into 384
-dimensions plus isotropic noise: a reward model trained on true preferences reaches about 0.93
-eval accuracy, one trained on random labels about 0.5, and one trained on noisy labels falls in
-between, so label quality shows in the reward model (the claim the product rests on). The text
-stays a readable template for the pages.
+Features: the lab supplies one vector per response (`features`, docs/API.md, "Imports"), as
+its own embedding model would. Here a fixed random projection of the response's latent
+qualities into 384 dimensions plus isotropic noise: a reward model trained on true preferences
+reaches about 0.93 eval accuracy, one trained on random labels about 0.5, and one trained on
+noisy labels falls in between, so label quality shows in the reward model (the claim the
+product rests on). The text stays a readable template for the pages.
 """
 
 from __future__ import annotations

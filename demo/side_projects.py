@@ -48,7 +48,7 @@ def _noisy(persona: str, value: float, rng: random.Random) -> float:
 
 
 def answer_side(persona: str, task_type: str, truth: Any, rng: random.Random) -> Any:
-    """A persona's answer for one of the side task types (an answer of API.md's table)."""
+    """A persona's answer for one of the side task types (docs/API.md, "Answers")."""
     if task_type == "rating":
         values = {}
         for dim in DIMENSIONS:

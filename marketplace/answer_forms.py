@@ -1,5 +1,5 @@
 """Rubric controls on pages: what to draw for each dimension, and the posted form back into an
-answer of API.md's table. Validation stays in `projects.answers.validate_answer` (the same
+answer (docs/API.md, "Answers"). Validation stays in `projects.answers.validate_answer` (the same
 function the API uses); this only reshapes form fields.
 
 Used by the labeling pages (projects) and pairwise exam questions (contributors).

@@ -1,4 +1,4 @@
-"""Labs, memberships and API keys (API.md, "Labs")."""
+"""Labs, memberships and API keys (docs/API.md, "Labs")."""
 
 from __future__ import annotations
 

@@ -1,238 +1,74 @@
-"""One error body for the whole API.
+"""Domain errors: what a service or selector raises when a business rule refuses a request.
 
-Every 4xx is `{"error": {"code", "message", "details"}}`. Validation errors list every problem
-found as `{"field": "<dotted.path>" | null, "message", "code"}` (or `"line"` for JSON Lines).
+They know nothing of HTTP frameworks: `marketplace.http_errors` translates them (and DRF's own
+exceptions) into the one error body `{"error": {"code", "message", "details"}}` at the API edge,
+and `marketplace.pages.common` into messages on the pages. `status_code` is the HTTP status the
+edge answers with; services pick the class or pass it.
 """
 
 from __future__ import annotations
 
-import logging
-import math
 from typing import Any
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from rest_framework import exceptions, status
-from rest_framework.response import Response
 
-logger = logging.getLogger(__name__)
-
-
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state of the resource."
-    default_code = "conflict"
-
-
-class Gone(exceptions.APIException):
-    status_code = status.HTTP_410_GONE
-    default_detail = "The resource is no longer available."
-    default_code = "gone"
-
-
-class PayloadTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The request body is too large."
-    default_code = "payload_too_large"
-
-
-class DomainError(exceptions.APIException):
+class DomainError(Exception):
     """A business rule refused the request; services raise it with a specific code."""
 
-    status_code: int = status.HTTP_400_BAD_REQUEST
-    default_detail = "The request was refused."
+    status_code: int = 400
+    default_message = "The request was refused."
     default_code = "invalid_request"
 
     def __init__(
         self,
-        message: str,
+        message: str | None = None,
         *,
         code: str | None = None,
         status_code: int | None = None,
         details: Any = None,
     ) -> None:
-        super().__init__(detail=message, code=code or self.default_code)
+        self.message = message if message is not None else self.default_message
+        super().__init__(self.message)
+        self.code = code or self.default_code
         if status_code is not None:
             self.status_code = status_code
         self.details = details
 
 
-DEFAULT_ERROR_CODES = {
-    400: "bad_request",
-    401: "not_authenticated",
-    403: "permission_denied",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    409: "conflict",
-    410: "gone",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    429: "throttled",
-}
+class Conflict(DomainError):
+    status_code = 409
+    default_message = "The request conflicts with the current state of the resource."
+    default_code = "conflict"
 
 
-def flatten_validation_errors(detail: Any, path: str = "") -> list[dict[str, Any]]:
-    """Turn DRF's nested error structure into a flat list naming each field path."""
-    problems: list[dict[str, Any]] = []
-    if isinstance(detail, dict):
-        for key, value in detail.items():
-            if key in ("non_field_errors", "__all__"):
-                child = path
-            elif isinstance(key, int):
-                # DRF reports a list field's errors as {index: errors}.
-                child = f"{path}[{key}]"
-            else:
-                child = f"{path}.{key}" if path else str(key)
-            problems.extend(flatten_validation_errors(value, child))
-    elif isinstance(detail, list):
-        for index, value in enumerate(detail):
-            if isinstance(value, dict | list):
-                problems.extend(flatten_validation_errors(value, f"{path}[{index}]"))
-            else:
-                problems.extend(flatten_validation_errors(value, path))
-    else:
-        problems.append(
-            {
-                "field": path or None,
-                "message": str(detail),
-                "code": getattr(detail, "code", None) or "invalid",
-            }
-        )
-    return problems
+class Gone(DomainError):
+    status_code = 410
+    default_message = "The resource is no longer available."
+    default_code = "gone"
 
 
-def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details}}
+class NotFoundError(DomainError):
+    """Absent, or outside the caller's reach: the API answers 404 either way."""
+
+    status_code = 404
+    default_message = "Not found."
+    default_code = "not_found"
 
 
-def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, Http404):
-        exc = exceptions.NotFound()
-    elif isinstance(exc, DjangoPermissionDenied):
-        exc = exceptions.PermissionDenied()
+class DomainValidationError(DomainError):
+    """Input a service found invalid, every problem at once: `details` lists them as
+    `{"field", "message", "code"}`, as the API's serializers do."""
 
-    # Imported here: DRF loads the authentication classes while `rest_framework.views` is still
-    # initialising, and those import the services that import this module.
-    from rest_framework.views import exception_handler as drf_exception_handler
+    default_code = "validation_error"
 
-    response = drf_exception_handler(exc, context)
-    if response is None:
-        # Unexpected: let Django's 500 handling (and logging) take it.
-        return None
-
-    if isinstance(exc, exceptions.ValidationError):
-        problems = flatten_validation_errors(exc.detail)
-        noun = "problem" if len(problems) == 1 else "problems"
+    def __init__(self, problems: dict[str | None, str]) -> None:
+        listed = [
+            {"field": field, "message": message, "code": "invalid"}
+            for field, message in problems.items()
+        ]
+        noun = "problem" if len(listed) == 1 else "problems"
         message = (
-            problems[0]["message"]
-            if len(problems) == 1 and problems[0]["field"] is None
-            else f"The request has {len(problems)} {noun}."
+            listed[0]["message"]
+            if len(listed) == 1 and listed[0]["field"] is None
+            else f"The request has {len(listed)} {noun}."
         )
-        response.data = error_body("validation_error", message, problems)
-        return response
-
-    if isinstance(exc, exceptions.APIException):
-        detail = exc.detail
-        if isinstance(detail, dict | list):
-            message = "; ".join(p["message"] for p in flatten_validation_errors(detail))
-        else:
-            message = str(detail)
-        code = getattr(detail, "code", None)
-        if not code or code in ("error", "invalid"):
-            code = DEFAULT_ERROR_CODES.get(response.status_code, "error")
-        details = getattr(exc, "details", None)
-        wait = getattr(exc, "wait", None)
-        if isinstance(exc, exceptions.Throttled) and wait is not None:
-            details = {"retry_after_seconds": int(wait)}
-        response.data = error_body(code, message, details)
-        if response.status_code == 429 and "Retry-After" not in response:
-            response["Retry-After"] = str(_retry_after_seconds(details))
-    return response
-
-
-def _retry_after_seconds(details: Any) -> int:
-    """When a 429's details say when to come back, the Retry-After header says it too."""
-    from datetime import datetime
-
-    from django.utils import timezone
-
-    if isinstance(details, dict):
-        for key in ("retry_after_seconds", "retry_after"):
-            if isinstance(details.get(key), int | float):
-                return max(1, math.ceil(details[key]))
-        when = details.get("next_attempt_at")
-        if isinstance(when, str):
-            try:
-                moment = datetime.fromisoformat(when)
-            except ValueError:
-                moment = None
-            if moment is not None:
-                return max(1, math.ceil((moment - timezone.now()).total_seconds()))
-    return 60
-
-
-def _is_api_path(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
-
-
-def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    if _is_api_path(request):
-        return JsonResponse(error_body("not_found", "Not found."), status=404)
-    from django.views.defaults import page_not_found as django_page_not_found
-
-    return django_page_not_found(request, exception or Http404())
-
-
-def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    """Django's own 400s (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, a disallowed host...)."""
-    if _is_api_path(request) or request.path.startswith(HEADLESS_PREFIX):
-        if isinstance(exception, RequestDataTooBig | TooManyFieldsSent | TooManyFilesSent):
-            return error_response(
-                request, 413, "payload_too_large", "The request body is too large."
-            )
-        return error_response(request, 400, "bad_request", "Bad request.")
-    from django.views.defaults import bad_request as django_bad_request
-
-    return django_bad_request(request, exception or Exception())
-
-
-def server_error(request: HttpRequest) -> HttpResponse:
-    if _is_api_path(request):
-        return JsonResponse(
-            {
-                "error": {
-                    "code": "server_error",
-                    "message": "Internal server error.",
-                    "details": None,
-                }
-            },
-            status=500,
-        )
-    from django.views.defaults import server_error as django_server_error
-
-    return django_server_error(request)
-
-
-# allauth's headless API answers errors as `{"status", "errors": [{"message", "code"}]}`; what
-# this project answers on its paths carries that shape beside ours, so both kinds of client read it.
-HEADLESS_PREFIX = "/_allauth/"
-
-
-def error_response(
-    request: HttpRequest, status_code: int, code: str, message: str, details: Any = None
-) -> JsonResponse:
-    body: dict[str, Any] = error_body(code, message, details)
-    if request.path.startswith(HEADLESS_PREFIX):
-        body["status"] = status_code
-        problems = details if isinstance(details, list) and details else None
-        body["errors"] = (
-            [
-                {"message": problem["message"], "code": problem["code"], "param": problem["field"]}
-                for problem in problems
-            ]
-            if problems
-            else [{"message": message, "code": code}]
-        )
-    return JsonResponse(body, status=status_code)
+        super().__init__(message, details=listed)

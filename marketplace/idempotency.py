@@ -41,7 +41,8 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from marketplace.errors import Conflict, DomainError, error_body
+from marketplace.errors import Conflict, DomainError
+from marketplace.http_errors import error_body
 from marketplace.models import IdempotencyRecord, User
 
 HEADER = "Idempotency-Key"

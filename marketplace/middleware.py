@@ -11,7 +11,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, QueryDict
 
 from marketplace import safejson
-from marketplace.errors import DEFAULT_ERROR_CODES, HEADLESS_PREFIX, error_response
+from marketplace.http_errors import DEFAULT_ERROR_CODES, HEADLESS_PREFIX, error_response
 from marketplace.ratelimits import DEFAULT_RETRY_AFTER_SECONDS
 
 # No inline script anywhere: every page's behaviour comes from files under /static/. Item text

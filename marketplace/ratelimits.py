@@ -16,7 +16,7 @@ from allauth.core.internal.ratelimit import get_cache_key, get_rates
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 
-from marketplace.errors import error_response
+from marketplace.http_errors import error_response
 
 # allauth's headless limits other than the login lockout are per minute or shorter.
 DEFAULT_RETRY_AFTER_SECONDS = 60

@@ -50,7 +50,7 @@ class ErrorBodySerializer(serializers.Serializer):
 
 
 class ErrorSerializer(serializers.Serializer):
-    """The one error body of the API (API.md, "Errors")."""
+    """The one error body of the API (docs/API.md, "Errors")."""
 
     error = ErrorBodySerializer()
 

@@ -269,7 +269,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "marketplace.schema.AutoSchema",
-    "EXCEPTION_HANDLER": "marketplace.errors.exception_handler",
+    "EXCEPTION_HANDLER": "marketplace.http_errors.exception_handler",
     "DEFAULT_RENDERER_CLASSES": API_RENDERERS,
     # JSON input goes through `marketplace.safejson` (nesting, unstorable text and numbers).
     "DEFAULT_PARSER_CLASSES": [

@@ -2,11 +2,11 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from marketplace import api, health, views, webhooks_api
+from marketplace import api, health, webhooks_api
 
-handler400 = "marketplace.errors.bad_request"
-handler404 = "marketplace.errors.page_not_found"
-handler500 = "marketplace.errors.server_error"
+handler400 = "marketplace.http_errors.bad_request"
+handler404 = "marketplace.http_errors.page_not_found"
+handler500 = "marketplace.http_errors.server_error"
 
 api_v1: list[URLPattern | URLResolver] = [
     path("", include("projects.urls")),
@@ -53,12 +53,13 @@ api_v1: list[URLPattern | URLResolver] = [
 ]
 
 urlpatterns = [
-    path("", views.home, name="home"),
-    path("", include("marketplace.lab_pages")),
-    path("", include("contributors.pages")),
+    # Every app's pages: expert pages under /expert/ and /work/, the lab console under /labs/
+    # and /projects/, the staff desk under /desk/ (see docs/ARCHITECTURE.md).
+    path("", include("marketplace.pages.urls")),
+    path("", include("contributors.pages.urls")),
     path("", include("projects.pages.urls")),
-    path("", include("scoring.pages")),
-    path("", include("payouts.pages")),
+    path("", include("scoring.pages.urls")),
+    path("", include("payouts.pages.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),

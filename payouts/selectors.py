@@ -16,7 +16,7 @@ def project_escrow_balance(*, project: Any) -> int:
 
 def task_price_ceiling(*, project: Any) -> int:
     """The most one task can cost (an hourly task at its longest, the lease): what a lease
-    reserves and a submit books (docs/MONEY.md, "Reservations")."""
+    reserves and a submit books (docs/MONEY.md, "What one task costs")."""
     from payouts.services.earnings import task_cost_ceiling
 
     return task_cost_ceiling(project=project, cap_seconds=int(project.lease_minutes) * 60)

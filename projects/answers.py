@@ -1,4 +1,4 @@
-"""Validation of answers against a rubric version (API.md, the answer table).
+"""Validation of answers against a rubric version (docs/API.md, "Answers").
 
 One function serves gold lines at import, submissions at submit time and exam questions, so the
 three can never disagree about what a valid answer is. It returns the normalised answer and
@@ -142,7 +142,7 @@ def validate_answer(
     answer: Any,
     require_all_dimensions: bool,
 ) -> tuple[dict[str, Any], list[Problem]]:
-    """Check an answer of the API.md table. Returns (normalised answer, problems)."""
+    """Check an answer (docs/API.md, "Answers"). Returns (normalised answer, problems)."""
     problems: list[Problem] = []
     if not isinstance(answer, dict):
         return {}, [("", "must be an object")]

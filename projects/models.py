@@ -254,7 +254,7 @@ class Dimension(models.Model):
     max_value = models.IntegerField(null=True, blank=True)
     options = models.JSONField(default=list, blank=True)
     weight = models.FloatField(default=1.0)
-    # Likert answers within this many steps of the reference agree (SCORING.md section 1).
+    # Likert answers within this many steps of the reference agree (docs/SCORING.md section 1).
     tolerance = models.PositiveSmallIntegerField(default=1)
 
     class Meta:

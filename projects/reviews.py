@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from contributors import selectors as contributor_selectors
 from contributors.models import Certification, CertificationRole
-from marketplace.errors import Conflict, DomainError
+from marketplace.errors import Conflict, DomainError, DomainValidationError
 from marketplace.models import User
 from projects.answers import dimension_specs, validate_answer
 from projects.models import Item, Project, ProjectStatus, Review, ReviewStatus, Submission
@@ -109,15 +109,11 @@ def review_decide(
             require_all_dimensions=True,
         )
         if problems:
-            from rest_framework.exceptions import ValidationError
-
-            raise ValidationError(
-                {f"answer.{path}" if path else "answer": [m] for path, m in problems}
+            raise DomainValidationError(
+                {f"answer.{path}" if path else "answer": m for path, m in problems}
             )
     if decision == ReviewStatus.REJECTED and not reason.strip():
-        from rest_framework.exceptions import ValidationError
-
-        raise ValidationError({"reason": ["A rejection needs a reason."]})
+        raise DomainValidationError({"reason": "A rejection needs a reason."})
     with transaction.atomic():
         locked = Review.objects.select_for_update().get(pk=review.pk)
         if locked.status != ReviewStatus.PENDING or locked.reviewer_id != reviewer.pk:

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from contributors import selectors as contributor_selectors
 from contributors.models import ExpertProfile
-from marketplace.errors import Conflict, DomainError, Gone
+from marketplace.errors import Conflict, DomainError, DomainValidationError, Gone
 from marketplace.models import User
 from projects.answers import dimension_specs, validate_answer
 from projects.models import (
@@ -375,9 +375,7 @@ def assignment_submit(
         if not isinstance(blame.get("reason", ""), str) or len(blame.get("reason", "")) > 500:
             problems.append(("blame.reason", "text up to 500 characters"))
     if problems:
-        from rest_framework.exceptions import ValidationError
-
-        raise ValidationError({path or "answer": [message] for path, message in problems})
+        raise DomainValidationError({path or "answer": message for path, message in problems})
 
     with transaction.atomic():
         locked_item = Item.objects.select_for_update().get(pk=item.pk)

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from contributors import selectors as contributor_selectors
 from marketplace import selectors as marketplace_selectors
+from marketplace.errors import NotFoundError
 from marketplace.models import Membership
 from projects.models import (
     Dimension,
@@ -64,12 +65,10 @@ def project_access(*, caller: Any, project_id: int) -> ProjectAccess | None:
 
 def project_for_work(*, project_id: int) -> Project:
     """An open project to claim in; anything else is 404 (its existence is not revealed)."""
-    from rest_framework.exceptions import NotFound
-
     # No prefetch: a claim reads requirements and rubric from projects.work_config's cache.
     project = Project.objects.filter(pk=project_id, status=ProjectStatus.OPEN).first()
     if project is None:
-        raise NotFound()
+        raise NotFoundError()
     return project
 
 
@@ -276,7 +275,7 @@ def project_stats(*, project: Project) -> dict[str, Any]:
         "budget": {
             "currency": project.currency,
             "cap": project.budget,
-            # What the cap counts: pending, reserve and paid (docs/MONEY.md, "Reservations").
+            # What the cap counts: pending, reserve and paid (docs/MONEY.md, "What one task costs").
             "spent": spent,
             "left": (project.budget - spent - money["leases"])
             if project.budget is not None

@@ -1,4 +1,4 @@
-"""Input validation and output shapes of the projects API (API.md, "Projects")."""
+"""Input validation and output shapes of the projects API (docs/API.md, "Projects")."""
 
 from __future__ import annotations
 

@@ -53,7 +53,8 @@ class ScoringRunSerializer(serializers.ModelSerializer):
 
 
 def score_row(score: ContributorScore) -> dict[str, Any]:
-    """API.md's contributor row (without the pseudonym): a component with no evidence is null."""
+    """The contributor row (docs/API.md, "Scores"), without the pseudonym: a component with
+    no evidence is null."""
     return {
         "n_labels": score.n_labels,
         "gold": None

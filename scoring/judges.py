@@ -1,9 +1,9 @@
 """Automatic judges (AI reviewers): callables that label an item like an expert would.
 
 A judge takes the task type, the prompt, the responses and the rubric dimensions (dicts with
-key, kind, min, max, options) and returns an answer of API.md's table; the answer is checked by
-the same validator as a human's. Judges are named in settings.AI_JUDGES (name -> callable
-path), so a lab's own model can be plugged in. Built in:
+key, kind, min, max, options) and returns an answer (docs/API.md, "Answers"); the answer is
+checked by the same validator as a human's. Judges are named in settings.AI_JUDGES (name ->
+callable path), so a lab's own model can be plugged in. Built in:
 - `heuristic`: deterministic and offline (the default): prefers the response that sends the
   reader to a professional and avoids absolute claims; rates dimensions from the same signal;
 - `random`: a baseline that answers at random (seeded by the item), for calibration;

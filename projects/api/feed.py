@@ -1,4 +1,4 @@
-"""Live feed API (API.md, "Webhooks and live signal"; issue 10)."""
+"""Live feed API (docs/API.md, "Live signal"; issue 10)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from marketplace.errors import error_body
+from marketplace.http_errors import error_body
 from marketplace.permissions import LAB_MANAGE_ROLES, LAB_PIPELINE_ROLES
 from projects import calibration, feed
 from projects.api.projects import IMPORT_ROLES, lab_project
@@ -55,7 +55,7 @@ class ProjectFeedView(APIView):
         except feed.FeedOverloaded as overloaded:
             retry = str(overloaded.details["retry_after"])
             return Response(
-                error_body("feed_overloaded", str(overloaded.detail), overloaded.details),
+                error_body("feed_overloaded", overloaded.message, overloaded.details),
                 status=status.HTTP_429_TOO_MANY_REQUESTS,
                 headers={"Retry-After": retry},
             )

@@ -19,7 +19,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketplace import selectors as marketplace_selectors
-from marketplace.errors import DomainError, error_body
+from marketplace.errors import DomainError
+from marketplace.http_errors import error_body
 from marketplace.idempotency import body_stream, idempotent
 from marketplace.permissions import (
     LAB_MANAGE_ROLES,
@@ -270,7 +271,7 @@ class ItemsImportView(APIView):
         request={
             "application/x-ndjson": {
                 "type": "string",
-                "description": "JSON Lines: one item object per line (API.md, item line)",
+                "description": "JSON Lines: one item object per line (docs/API.md, Imports)",
             }
         },
         responses={

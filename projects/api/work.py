@@ -1,4 +1,4 @@
-"""Work API (API.md, "Work"): claim the next task, submit, release."""
+"""Work API (docs/API.md, "Work"): claim the next task, submit, release."""
 
 from __future__ import annotations
 
@@ -45,8 +45,8 @@ class TaskSerializer(serializers.Serializer):
 
 
 class SubmitSerializer(serializers.Serializer):
-    """An answer of API.md's table, plus rationale and seconds_spent. The answer's own fields
-    are checked against the rubric version the task was served with."""
+    """An answer (docs/API.md, "Answers"), plus rationale and seconds_spent. The answer's own
+    fields are checked against the rubric version the task was served with."""
 
     preference = serializers.JSONField(required=False)
     ranking = serializers.JSONField(required=False)

@@ -28,7 +28,14 @@ from marketplace import services as marketplace_services
 from marketplace.answer_forms import controls, rubric_dicts
 from marketplace.charts import bar_chart, line_chart
 from marketplace.models import MANAGING_ROLES, User
-from marketplace.pages import error_messages, flash_errors, lab_for_page, page_user
+from marketplace.pages.common import (
+    REFUSALS,
+    error_messages,
+    flash_errors,
+    lab_for_page,
+    page_user,
+    refusal_text,
+)
 from marketplace.permissions import LAB_READ_ROLES
 from marketplace.templatetags.marketplace_tags import ZERO_DECIMAL
 from projects import evolution, exports, selectors, services
@@ -312,7 +319,7 @@ def project_edit(request: HttpRequest, project_id: int) -> HttpResponse:
                     services.rubric_version_create(
                         project=project, rubric=rubric, created_by=page_user(request)
                     )
-            except exceptions.APIException as error:
+            except REFUSALS as error:
                 errors = error_messages(error)
             else:
                 messages.success(request, "Saved.")
@@ -403,7 +410,7 @@ def project_import(request: HttpRequest, project_id: int) -> HttpResponse:
                     "errors": [error.as_dict() for error in failure.errors],
                     "error_count": failure.error_count,
                 }
-            except exceptions.APIException as error:
+            except REFUSALS as error:
                 report = {
                     "message": "; ".join(error_messages(error)),
                     "errors": [],
@@ -438,8 +445,8 @@ def project_fund(request: HttpRequest, project_id: int) -> HttpResponse:
         _, url = funding.funding_checkout_create(
             project=project, amount=payload.validated_data["amount"], created_by=page_user(request)
         )
-    except exceptions.APIException as error:
-        messages.error(request, str(error.detail))
+    except REFUSALS as error:
+        messages.error(request, refusal_text(error))
         return redirect("console-project", project_id=project.pk)
     return redirect(url)
 
@@ -458,7 +465,7 @@ def project_status(request: HttpRequest, project_id: int) -> HttpResponse:
             changed_by=page_user(request),
             reason=request.POST.get("reason", ""),
         )
-    except exceptions.APIException as error:
+    except REFUSALS as error:
         flash_errors(request, error)
     else:
         messages.success(request, f"The project is now {target}.")
@@ -632,7 +639,7 @@ def project_feed_rules(request: HttpRequest, project_id: int) -> HttpResponse:
         )
     except ValueError:
         messages.error(request, "The gray zone and audit rate are numbers between 0 and 1.")
-    except exceptions.APIException as error:
+    except REFUSALS as error:
         flash_errors(request, error)
     else:
         messages.success(request, "Feed rules saved.")

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from rest_framework import exceptions
 
 from marketplace.answer_forms import controls, rubric_dicts
-from marketplace.pages import error_messages, page_user
+from marketplace.pages.common import REFUSALS, error_messages, page_user, refusal_text
 from projects import reviews, selectors
 from projects.models import Project, ProjectStatus, Review, ReviewStatus
 from projects.pages.work import (
@@ -42,8 +42,8 @@ def review_next(request: HttpRequest) -> HttpResponse:
     project = selectors.project_for_work(project_id=int(raw) if raw.isdigit() else 0)
     try:
         review = reviews.review_claim(reviewer=page_user(request), project=project)
-    except exceptions.APIException as error:
-        messages.error(request, str(error.detail))
+    except REFUSALS as error:
+        messages.error(request, refusal_text(error))
         return redirect("review-index")
     if review is None:
         messages.info(request, "No submission waits for review in this project.")
@@ -82,7 +82,7 @@ def review_task(request: HttpRequest, review_id: int) -> HttpResponse:
                 reason=request.POST.get("reason", ""),
                 fixed_answer=fixed,
             )
-        except exceptions.APIException as error:
+        except REFUSALS as error:
             errors = error_messages(error)
         else:
             messages.success(request, f"Review saved ({decision}).")

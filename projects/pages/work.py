@@ -13,11 +13,17 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
-from rest_framework import exceptions
 
 from marketplace.answer_forms import controls, dimension_answers, rubric_dicts
 from marketplace.errors import Conflict, Gone
-from marketplace.pages import error_messages, flash_errors, page_user, posted_number
+from marketplace.pages.common import (
+    REFUSALS,
+    error_messages,
+    flash_errors,
+    page_user,
+    posted_number,
+    refusal_text,
+)
 from projects import routing, selectors
 from projects.api.work import SubmitSerializer
 from projects.models import Assignment, AssignmentStatus, Submission, TaskType
@@ -34,7 +40,7 @@ def _claim_and_show(request: HttpRequest, project_id: int | None) -> HttpRespons
             claim = routing.assignment_claim(
                 expert=expert, project=selectors.project_for_work(project_id=project_id)
             )
-    except exceptions.APIException as error:
+    except REFUSALS as error:
         flash_errors(request, error)
         return redirect("work-index")
     if claim is None:
@@ -89,7 +95,8 @@ def _own_assignment(request: HttpRequest, assignment_id: Any) -> Assignment:
 def answer_from_post(
     task_type: str, count: int, dimensions: list[dict[str, Any]], post: Any
 ) -> dict[str, Any]:
-    """The posted labeling form as an answer of API.md's table (validated by the service)."""
+    """The posted labeling form as an answer (docs/API.md, "Answers"), validated by the
+    service."""
     if task_type in (TaskType.DEMONSTRATION, TaskType.CORRECTION):
         return {"text": post.get("text", "")}
     answer: dict[str, Any] = {
@@ -148,9 +155,9 @@ def work_task(request: HttpRequest, assignment_id: Any) -> HttpResponse:
                 else None,
             )
         except (Conflict, Gone) as error:
-            messages.error(request, str(error.detail))
+            messages.error(request, refusal_text(error))
             return redirect("work-index")
-        except exceptions.APIException as error:
+        except REFUSALS as error:
             errors = error_messages(error)
         else:
             messages.success(request, "Submitted. Here is the next one.")
@@ -184,8 +191,8 @@ def work_release(request: HttpRequest, assignment_id: Any) -> HttpResponse:
     assignment = _own_assignment(request, assignment_id)
     try:
         routing.assignment_release(assignment=assignment)
-    except exceptions.APIException as error:
-        messages.error(request, str(error.detail))
+    except REFUSALS as error:
+        messages.error(request, refusal_text(error))
         return redirect("work-index")
     if request.POST.get("then") == "next":
         return _claim_and_show(request, assignment.project_id)

@@ -1,4 +1,4 @@
-"""Agreement (SCORING.md section 2): per-contributor leave-one-out agreement, and
+"""Agreement (docs/SCORING.md section 2): per-contributor leave-one-out agreement, and
 Krippendorff's alpha per dimension (nominal, ordinal, interval)."""
 
 from __future__ import annotations

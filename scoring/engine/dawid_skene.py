@@ -1,4 +1,4 @@
-"""Dawid-Skene EM on sparse labels (SCORING.md section 3).
+"""Dawid-Skene EM on sparse labels (docs/SCORING.md section 3).
 
 One confusion matrix per contributor, initialised from (soft) majority vote, log-space E-step,
 and crowd-kit's stopping rule (at most `max_iterations`; stop as soon as the log-likelihood per

@@ -1,4 +1,4 @@
-"""Gold scoring (SCORING.md section 1): one answer against its gold answer, and the posterior.
+"""Gold scoring (docs/SCORING.md section 1): one answer against its gold answer, and the posterior.
 
 Per gold item an answer earns g in [0, 1], the weighted mean over its components:
 - the overall preference (pairwise), exact match; a `tie` against a strict gold answer (or a

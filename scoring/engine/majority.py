@@ -1,4 +1,4 @@
-"""Majority vote over sparse labels (SCORING.md section 3, the baseline and fallback)."""
+"""Majority vote over sparse labels (docs/SCORING.md section 3, the baseline and fallback)."""
 
 from __future__ import annotations
 

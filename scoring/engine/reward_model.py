@@ -1,4 +1,4 @@
-"""The built-in featuriser and Bradley-Terry reward model (SCORING.md section 4).
+"""The built-in featuriser and Bradley-Terry reward model (docs/SCORING.md section 4).
 
 phi(text): hashed word unigrams/bigrams and character 3-grams, signed (the hashing trick),
 L2-normalised, fixed dimension; deterministic across processes (blake2b, not Python's hash).

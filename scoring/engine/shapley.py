@@ -1,4 +1,4 @@
-"""Shapley values of contributors on a coalition utility (SCORING.md section 4).
+"""Shapley values of contributors on a coalition utility (docs/SCORING.md section 4).
 
 - `shapley_exact`: full enumeration of the 2^n coalitions, for n <= 12.
 - `permutation_batch` + `merge_batches`: Monte-Carlo over permutations with antithetic pairs

@@ -1,4 +1,4 @@
-"""Composite score, tiers, automatic suspension and fraud flags (SCORING.md section 5)."""
+"""Composite score, tiers, automatic suspension and fraud flags (docs/SCORING.md section 5)."""
 
 from __future__ import annotations
 

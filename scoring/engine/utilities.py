@@ -1,4 +1,4 @@
-"""Coalition utilities for Shapley impact (SCORING.md section 4): v(S) is how well the
+"""Coalition utilities for Shapley impact (docs/SCORING.md section 4): v(S) is how well the
 Bradley-Terry reward model (L2-regularised logistic regression on feature differences) trained
 on the preference labels of coalition S orders the trusted eval pairs.
 

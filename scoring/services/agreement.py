@@ -203,7 +203,7 @@ def _dawid_skene(
 ) -> Any:
     """Dawid-Skene over the work items, anchored by the gold items: their labels join the
     arrays with the gold answer's class held fixed, so every contributor's confusion matrix is
-    calibrated by the hidden tests they took (SCORING.md section 3; docs/SCORING.md)."""
+    calibrated by the hidden tests they took (docs/SCORING.md section 3)."""
     gold_rows = []
     known_class: dict[int, int] = {}
     for row in labels.submissions:

@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 
 from marketplace import tasks
 from marketplace.celery import app as celery_app
-from marketplace.errors import flatten_validation_errors
+from marketplace.http_errors import flatten_validation_errors
 
 ROOT = Path(__file__).resolve().parents[2]
 

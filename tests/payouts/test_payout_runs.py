@@ -521,7 +521,7 @@ def test_a_line_with_a_live_transfer_is_never_sent_again(
     PayoutLine.objects.filter(pk=line.pk).update(status="failed")
     with pytest.raises(Conflict) as refused:
         payout_runs.payout_line_retry(line=line)
-    assert refused.value.get_codes() == "live_transfer_exists"
+    assert refused.value.code == "live_transfer_exists"
     # Someone bypasses the retry (and the expert's payable could cover the line again):
     # execute still looks at Stripe before sending.
     book_earning(world["project"], line.user, line.total, "earning:again")
@@ -598,7 +598,7 @@ def test_an_overlapping_draft_is_a_409(client_for: Client, staff: User) -> None:
             currency="usd",
             created_by=staff,
         )
-    assert refused.value.get_codes() == "overlapping_period"
+    assert refused.value.code == "overlapping_period"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -634,7 +634,7 @@ def test_two_overlapping_drafts_sent_at_the_same_moment_make_one_run(
                 )
                 outcomes.append("created")
             except ConflictError as error:
-                outcomes.append(str(error.get_codes()))
+                outcomes.append(str(error.code))
             except BaseException as error:  # surfaced by the assertion below
                 outcomes.append(repr(error))
             finally:

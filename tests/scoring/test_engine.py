@@ -1,4 +1,4 @@
-"""The scoring engine (no Django): definitions of SCORING.md, checked against brute force,
+"""The scoring engine (no Django): definitions of docs/SCORING.md, checked against brute force,
 closed forms, public truth-inference data and the `krippendorff` package."""
 
 from __future__ import annotations

@@ -357,7 +357,7 @@ def test_reputation_pools_projects_per_domain_and_respects_lab_visibility(
 
 def test_agreement_pools_the_rubric_dimensions(lab: Lab, lab_owner: User) -> None:
     """An expert who agrees on the preference but inverts the safety dimension is less in
-    agreement than the others (SCORING.md section 2 counts every dimension)."""
+    agreement than the others (docs/SCORING.md section 2 counts every dimension)."""
     from tests.projects.factories import make_items, make_submission
 
     project = make_project(lab, lab_owner)

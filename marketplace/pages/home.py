@@ -10,7 +10,8 @@ from marketplace import selectors
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    # Stripe Checkout returns here (MONEY.md: success and cancel URLs are the site's root).
+    # Stripe Checkout returns here: `funding_checkout_create` sets the success and cancel URLs
+    # to the site's root (docs/MONEY.md, "Funding").
     for parameter, text in (
         ("funded", "Payment received: escrow grows when Stripe confirms."),
         ("funding_cancelled", "Checkout was cancelled; nothing was charged."),

@@ -1,60 +1,26 @@
-"""Pages: the expert's earnings and payout account, and the admin desk's payout runs (draft,
-approve, execute, line statuses, reconciliation). Same services as the API."""
+"""The admin desk's money work: payout runs (review, approve, execute) and pay per tier."""
 
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path
 from django.views.decorators.http import require_POST
-from rest_framework import exceptions
 
 from marketplace.models import User
-from marketplace.pages import error_messages, flash_errors, page_user, posted_number, staff_desk
+from marketplace.pages.common import (
+    REFUSALS,
+    error_messages,
+    flash_errors,
+    page_user,
+    posted_number,
+    staff_desk,
+)
 from payouts import selectors, tasks
 from payouts.api import PayoutRunCreateSerializer
 from payouts.models import PayoutLine, PayoutRun, PayoutRunStatus
-from payouts.services import accounts, payout_runs
-
-
-@login_required
-def expert_earnings(request: HttpRequest) -> HttpResponse:
-    user = page_user(request)
-    summary = selectors.expert_earnings(user=user)
-    return render(
-        request,
-        "payouts/expert_earnings.html",
-        {
-            "balances": summary["balances"],
-            "projects": summary["projects"],
-            "quality_stops": summary["quality_stops"],
-            "lines": selectors.payout_lines_for(user=user)[:100],
-            "account": selectors.payout_account_of(user=user),
-        },
-    )
-
-
-@login_required
-def expert_payout_account(request: HttpRequest) -> HttpResponse:
-    user = page_user(request)
-    if request.method == "POST":
-        try:
-            url = accounts.payout_account_onboarding_url(user=user)
-        except exceptions.APIException as error:
-            messages.error(request, str(error.detail))
-            return redirect("expert-payout-account")
-        return redirect(url)
-    return render(
-        request,
-        "payouts/expert_payout_account.html",
-        {
-            "account": selectors.payout_account_of(user=user),
-            "bank_payouts": selectors.bank_payouts_of(user=user),
-        },
-    )
+from payouts.services import payout_runs
 
 
 @staff_desk
@@ -73,7 +39,7 @@ def desk_payout_runs(request: HttpRequest) -> HttpResponse:
             run = payout_runs.payout_run_create(
                 created_by=page_user(request), **payload.validated_data
             )
-        except exceptions.APIException as error:
+        except REFUSALS as error:
             errors = error_messages(error)
         else:
             messages.success(request, f"Payout run #{run.pk} drafted.")
@@ -126,7 +92,7 @@ def desk_payout_run_action(request: HttpRequest, run_id: int) -> HttpResponse:
             line = get_object_or_404(PayoutLine, pk=posted_number(request.POST, "line", 0), run=run)
             payout_runs.payout_line_retry(line=line)
             messages.success(request, f"Line #{line.pk} queued for retry.")
-    except exceptions.APIException as error:
+    except REFUSALS as error:
         flash_errors(request, error)
     return redirect("desk-payout-run", run_id=run.pk)
 
@@ -164,17 +130,3 @@ def desk_pay(request: HttpRequest) -> HttpResponse:
             }
         )
     return render(request, "payouts/desk_pay.html", {"rows": rows})
-
-
-urlpatterns = [
-    path("expert/earnings/", expert_earnings, name="expert-earnings"),
-    path("expert/payout-account/", expert_payout_account, name="expert-payout-account"),
-    path("desk/payout-runs/", desk_payout_runs, name="desk-payout-runs"),
-    path("desk/pay/", desk_pay, name="desk-pay"),
-    path("desk/payout-runs/<id:run_id>/", desk_payout_run, name="desk-payout-run"),
-    path(
-        "desk/payout-runs/<id:run_id>/action/",
-        desk_payout_run_action,
-        name="desk-payout-run-action",
-    ),
-]

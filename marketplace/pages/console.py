@@ -7,13 +7,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path
-from rest_framework import exceptions
 
 from marketplace import selectors, services
 from marketplace.api import ApiKeyCreateSerializer, MemberAddSerializer, MemberRoleSerializer
 from marketplace.models import MANAGING_ROLES, ApiKey, Lab, Membership, Role
-from marketplace.pages import flash_errors, lab_for_page, page_user
+from marketplace.pages.common import REFUSALS, flash_errors, lab_for_page, page_user
 from marketplace.permissions import LAB_READ_ROLES
 
 
@@ -29,7 +27,7 @@ def lab_settings(request: HttpRequest, lab_id: int) -> HttpResponse:
             return redirect("console-lab-settings", lab_id=lab.pk)
         try:
             new_key = _apply(request, lab, action)
-        except exceptions.APIException as error:
+        except REFUSALS as error:
             flash_errors(request, error)
         if new_key is None:
             return redirect("console-lab-settings", lab_id=lab.pk)
@@ -84,6 +82,3 @@ def _apply(request: HttpRequest, lab: Lab, action: str) -> str | None:
         services.api_key_revoke(api_key=api_key, revoked_by=page_user(request))
         messages.success(request, f"Key '{api_key.name}' revoked.")
     return None
-
-
-urlpatterns = [path("labs/<id:lab_id>/settings/", lab_settings, name="console-lab-settings")]

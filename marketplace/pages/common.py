@@ -19,7 +19,8 @@ from django.shortcuts import render
 from rest_framework import exceptions
 
 from marketplace import selectors
-from marketplace.errors import flatten_validation_errors
+from marketplace.errors import DomainError
+from marketplace.http_errors import flatten_validation_errors
 from marketplace.models import Lab, User
 from marketplace.permissions import has_recent_mfa, user_has_mfa
 
@@ -64,7 +65,18 @@ def staff_desk(view: View) -> View:
     return wrapped
 
 
-def error_messages(error: exceptions.APIException) -> list[str]:
+# What a page catches around a service or serializer call: a domain refusal, or DRF's own
+# (a serializer's ValidationError, a permission check).
+REFUSALS = (DomainError, exceptions.APIException)
+Refusal = DomainError | exceptions.APIException
+
+
+def refusal_text(error: Refusal) -> str:
+    """The refusal's one-line message."""
+    return error.message if isinstance(error, DomainError) else str(error.detail)
+
+
+def error_messages(error: Refusal) -> list[str]:
     """A service's refusal as sentences for the page: the message, then each listed problem."""
     if isinstance(error, exceptions.ValidationError):
         return [
@@ -73,7 +85,7 @@ def error_messages(error: exceptions.APIException) -> list[str]:
             else problem["message"]
             for problem in flatten_validation_errors(error.detail)
         ]
-    messages = [str(error.detail)]
+    messages = [refusal_text(error)]
     for detail in getattr(error, "details", None) or []:
         if isinstance(detail, dict):
             where = detail.get("field") or detail.get("line") or detail.get("code")
@@ -82,7 +94,7 @@ def error_messages(error: exceptions.APIException) -> list[str]:
     return messages
 
 
-def flash_errors(request: HttpRequest, error: exceptions.APIException) -> None:
+def flash_errors(request: HttpRequest, error: Refusal) -> None:
     """Show a service's refusal on the next page, one message per problem."""
     from django.contrib import messages
 

@@ -1,0 +1,19 @@
+from django.urls import path
+
+from scoring.pages import desk, expert
+
+urlpatterns = [
+    path("expert/quality/", expert.expert_quality, name="expert-quality"),
+    path(
+        "expert/quality-stops/<id:stop_id>/appeal/",
+        expert.expert_quality_stop_appeal,
+        name="expert-quality-stop-appeal",
+    ),
+    path("desk/flags/", desk.desk_flags, name="desk-flags"),
+    path("desk/quality-stops/", desk.desk_quality_stops, name="desk-quality-stops"),
+    path(
+        "desk/quality-stops/<id:stop_id>/decide/",
+        desk.desk_quality_stop_decide,
+        name="desk-quality-stop-decide",
+    ),
+]
