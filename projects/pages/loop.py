@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 from rest_framework import exceptions
 
 from marketplace.models import MANAGING_ROLES, User
-from marketplace.pages import flash_errors, page_user, posted_number
+from marketplace.pages.common import REFUSALS, flash_errors, page_user, posted_number
 from projects import calibration, evolution, exports, relabel
 from projects.feed import FeedDecision, feed_events_for, feed_summary
 from projects.models import DimensionKind, ExportJob, Item, RelabelBatch
@@ -83,7 +83,7 @@ def bad_case_promote_dimension_page(request: HttpRequest, project_id: int) -> Ht
             labels_per_item=_checked_range(_optional_int(request, "labels_per_item"), 1, 10),
             created_by=page_user(request),
         )
-    except exceptions.APIException as error:
+    except REFUSALS as error:
         flash_errors(request, error)
         return redirect("console-bad-cases", project_id=project.pk)
     return _after_promotion(request, project.pk, batch, f"Dimension '{fields['key']}' added.")
@@ -126,7 +126,7 @@ def bad_case_promote_gold_page(request: HttpRequest, project_id: int) -> HttpRes
             labels_per_item=_checked_range(_optional_int(request, "labels_per_item"), 1, 10),
             created_by=page_user(request),
         )
-    except exceptions.APIException as error:
+    except REFUSALS as error:
         flash_errors(request, error)
         return redirect("console-bad-cases", project_id=project.pk)
     return _after_promotion(request, project.pk, batch, f"{len(created)} gold items added.")
@@ -187,7 +187,7 @@ def feed_target_page(request: HttpRequest, project_id: int) -> HttpResponse:
         calibration.feed_target_set(project=project, target_error_rate=target)
     except ValueError:
         messages.error(request, "The target error rate is a number between 0 and 1.")
-    except exceptions.APIException as error:
+    except REFUSALS as error:
         flash_errors(request, error)
     else:
         messages.success(request, "Target error rate saved.")
