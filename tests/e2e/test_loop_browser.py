@@ -132,3 +132,32 @@ def test_a_lab_follows_an_export_job_to_its_download(
         row.locator("text=Download").click()
     assert download.value.suggested_filename.endswith(".jsonl")
     assert not watch.errors and not watch.dialogs
+
+
+def test_a_lab_adds_a_webhook_endpoint_and_presses_the_test_button(
+    new_page: Any, lab: Lab, lab_owner: User, settings: Any
+) -> None:
+    from tests.marketplace.test_webhooks import Receiver
+
+    settings.WEBHOOK_ALLOW_HTTP = True
+    settings.WEBHOOK_UNSAFE_ALLOWED_HOSTS = ["127.0.0.1"]
+    receiver = Receiver()
+    try:
+        page, watch = new_page("webhooks")
+        sign_in(page, lab_owner.email)
+        page.goto(f"/labs/{lab.pk}/settings/")
+        page.click("text=Outbound webhooks")
+        page.fill("#url", receiver.url)
+        page.check("input[value='export.ready']")
+        page.click("text=Add endpoint")
+        assert "whsec_" in page.inner_text("#new-secret")
+        page.click(f"text={receiver.url}")
+        page.click("text=Send test")
+        assert "Test message delivered (HTTP 200)" in page.inner_text(".messages")
+        row = page.locator("#deliveries tbody tr").first.inner_text()
+        assert "webhook.test" in row and "succeeded" in row
+        assert len(receiver.requests) == 1
+        screenshot(page, "webhook-test-button")
+        assert not watch.errors and not watch.dialogs
+    finally:
+        receiver.server.shutdown()
