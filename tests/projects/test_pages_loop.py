@@ -122,3 +122,23 @@ def test_the_exports_page_starts_a_job_and_shows_its_progress(
     assert page.post(f"/projects/{project.pk}/exports/start/", {"format": "sft"}).status_code == 302
     assert page.post(f"/projects/{project.pk}/exports/start/", {"format": "x"}).status_code == 302
     assert ExportJob.objects.count() == 1
+
+
+def test_the_contributors_table_shows_flags_in_words(
+    project: Project, lab_owner: User, expert: User
+) -> None:
+    from scoring.models import ContributorScore, ScoringRun
+
+    run = ScoringRun.objects.create(project=project, status="succeeded")
+    ContributorScore.objects.create(
+        run=run,
+        expert=expert,
+        flags=[
+            {"flag": "fast", "median_seconds": 25.0, "project_median_seconds": 120.0},
+            {"flag": "constant", "top_answer_share": 0.96, "n": 50},
+        ],
+    )
+    html = browser(lab_owner).get(f"/projects/{project.pk}/").content.decode()
+    assert "fast: median 25 s per task, project median 120 s" in html
+    assert "constant: the same answer in 96% of 50 labels" in html
+    assert "median_seconds" not in html and "{&#x27;flag&#x27;" not in html
