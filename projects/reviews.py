@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from contributors import selectors as contributor_selectors
+from contributors import eligibility
 from contributors.models import Certification, CertificationRole
 from marketplace.errors import Conflict, DomainError, DomainValidationError
 from marketplace.models import User
@@ -50,7 +50,7 @@ def _reviewable_skill_keys(project: Project) -> set[str]:
 
 def reviewer_is_qualified(*, reviewer: User, project: Project) -> bool:
     """An active `reviewer` certification in one of the project's skills (or a parent)."""
-    qualifications = contributor_selectors.expert_qualifications(expert=reviewer)
+    qualifications = eligibility.expert_qualifications(expert=reviewer)
     if qualifications.is_suspended:
         return False
     keys = _reviewable_skill_keys(project)

@@ -24,7 +24,7 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from contributors import selectors as contributor_selectors
+from contributors import eligibility
 from contributors.models import ExpertProfile
 from marketplace.errors import Conflict, DomainError, DomainValidationError, Gone
 from marketplace.models import User
@@ -191,10 +191,8 @@ def assignment_claim(*, expert: User, project: Project) -> Claim | None:
         # and both pick the same item: PostgreSQL re-checks a row locked after a concurrent
         # commit, but not the "never given to this expert" subquery's snapshot.
         profile = _locked_profile(expert)
-        qualifications = contributor_selectors.expert_qualifications(
-            expert=expert, at=now, profile=profile
-        )
-        if not contributor_selectors.requirements_met(
+        qualifications = eligibility.expert_qualifications(expert=expert, at=now, profile=profile)
+        if not eligibility.requirements_met(
             qualifications, config.required_skills, config.required_certifications
         ):
             raise NotQualified("You do not meet this project's requirements right now.")
@@ -299,7 +297,7 @@ def qualified_projects_ranked(*, expert: User) -> list[Project]:
     """Projects the expert may claim in, best fit and best paid first."""
     from projects.selectors import project_list_for_expert
 
-    qualifications = contributor_selectors.expert_qualifications(expert=expert)
+    qualifications = eligibility.expert_qualifications(expert=expert)
 
     def fit(project: Project) -> tuple[int, int]:
         margin = sum(

@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from contributors import selectors as contributor_selectors
+from contributors import eligibility
 from marketplace import selectors as marketplace_selectors
 from marketplace.errors import NotFoundError
 from marketplace.models import Membership
@@ -58,7 +58,7 @@ def project_access(*, caller: Any, project_id: int) -> ProjectAccess | None:
         return ProjectAccess(project=project, lab_role=role)
     if getattr(caller, "api_key", None) is not None or project.status != ProjectStatus.OPEN:
         return None
-    if contributor_selectors.expert_is_qualified(expert=caller, project=project):
+    if eligibility.expert_is_qualified(expert=caller, project=project):
         return ProjectAccess(project=project, lab_role=None)
     return None
 
@@ -88,7 +88,7 @@ def project_list_for_lab_caller(*, caller: Any) -> QuerySet[Project]:
 
 def project_list_for_expert(*, expert: Any) -> list[Project]:
     """Open projects the expert qualifies for now (requirements prefetched, checked in memory)."""
-    qualifications = contributor_selectors.expert_qualifications(expert=expert)
+    qualifications = eligibility.expert_qualifications(expert=expert)
     if qualifications.is_suspended:
         return []
     open_projects = _with_requirements(
@@ -99,7 +99,7 @@ def project_list_for_expert(*, expert: Any) -> list[Project]:
     return [
         project
         for project in open_projects
-        if contributor_selectors.qualifications_meet(qualifications, project)
+        if eligibility.qualifications_meet(qualifications, project)
     ]
 
 

@@ -19,7 +19,7 @@ from marketplace.pages.common import REFUSALS, flash_errors, page_user, posted_n
 from projects import calibration, evolution, exports, relabel
 from projects.feed import FeedDecision, feed_events_for, feed_summary
 from projects.models import DimensionKind, ExportJob, Item, RelabelBatch
-from projects.pages.console import _lab_project
+from projects.pages.console import lab_project_page
 from projects.serializers import DimensionInSerializer
 
 BAD_CASES_SHOWN = 200
@@ -27,7 +27,7 @@ BAD_CASES_SHOWN = 200
 
 @login_required
 def bad_cases_page(request: HttpRequest, project_id: int) -> HttpResponse:
-    access = _lab_project(request, project_id)
+    access = lab_project_page(request, project_id)
     project = access.project
     items = list(
         Item.objects.filter(project=project, context__bad_case=True, is_gold=False).order_by("-id")[
@@ -61,7 +61,7 @@ def _optional_int(request: HttpRequest, name: str) -> int | None:
 @login_required
 @require_POST
 def bad_case_promote_dimension_page(request: HttpRequest, project_id: int) -> HttpResponse:
-    project = _lab_project(request, project_id, MANAGING_ROLES).project
+    project = lab_project_page(request, project_id, MANAGING_ROLES).project
     fields: dict[str, Any] = {
         "key": request.POST.get("key", ""),
         "label": request.POST.get("label", ""),
@@ -108,7 +108,7 @@ def _after_promotion(
 @login_required
 @require_POST
 def bad_case_promote_gold_page(request: HttpRequest, project_id: int) -> HttpResponse:
-    project = _lab_project(request, project_id, MANAGING_ROLES).project
+    project = lab_project_page(request, project_id, MANAGING_ROLES).project
     try:
         answer = json.loads(request.POST.get("gold", ""))
     except ValueError:
@@ -139,7 +139,7 @@ def relabel_batch_page(request: HttpRequest, batch_id: int) -> HttpResponse:
     )
     if batch is None:
         raise Http404
-    _lab_project(request, batch.project_id)
+    lab_project_page(request, batch.project_id)
     state = relabel.relabel_batch_state(batch=batch)
     trend = relabel.relabel_batch_trend(batch=batch)
     return render(
@@ -160,7 +160,7 @@ def relabel_batch_page(request: HttpRequest, batch_id: int) -> HttpResponse:
 
 @login_required
 def feed_page(request: HttpRequest, project_id: int) -> HttpResponse:
-    access = _lab_project(request, project_id)
+    access = lab_project_page(request, project_id)
     project = access.project
     return render(
         request,
@@ -180,7 +180,7 @@ def feed_page(request: HttpRequest, project_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def feed_target_page(request: HttpRequest, project_id: int) -> HttpResponse:
-    project = _lab_project(request, project_id, MANAGING_ROLES).project
+    project = lab_project_page(request, project_id, MANAGING_ROLES).project
     raw = request.POST.get("target_error_rate", "").strip()
     try:
         target = float(raw)
@@ -196,7 +196,7 @@ def feed_target_page(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 def exports_page(request: HttpRequest, project_id: int) -> HttpResponse:
-    access = _lab_project(request, project_id)
+    access = lab_project_page(request, project_id)
     project = access.project
     jobs = list(ExportJob.objects.filter(project=project).order_by("-id")[:30])
     for job in jobs:
@@ -221,7 +221,7 @@ def export_job_start_page(request: HttpRequest, project_id: int) -> HttpResponse
     from projects.api.projects import ExportQuerySerializer
     from projects.export_jobs import export_job_create
 
-    project = _lab_project(request, project_id).project
+    project = lab_project_page(request, project_id).project
     query = ExportQuerySerializer(
         data={
             key: request.POST[key]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from projects.pages import console, loop, review, work
+from projects.pages import console, dashboard, loop, review, work
 
 urlpatterns = [
     path("work/", work.work_index, name="work-index"),
@@ -13,7 +13,7 @@ urlpatterns = [
     path("labs/", console.console_home, name="console-home"),
     path("labs/<id:lab_id>/", console.console_lab, name="console-lab"),
     path("labs/<id:lab_id>/projects/new/", console.project_new, name="console-project-new"),
-    path("projects/<id:project_id>/", console.project_dashboard, name="console-project"),
+    path("projects/<id:project_id>/", dashboard.project_dashboard, name="console-project"),
     path("projects/<id:project_id>/edit/", console.project_edit, name="console-project-edit"),
     path(
         "projects/<id:project_id>/preview/",
@@ -21,14 +21,14 @@ urlpatterns = [
         name="console-project-preview",
     ),
     path("projects/<id:project_id>/import/", console.project_import, name="console-project-import"),
-    path("projects/<id:project_id>/fund/", console.project_fund, name="console-project-fund"),
+    path("projects/<id:project_id>/fund/", dashboard.project_fund, name="console-project-fund"),
     path("projects/<id:project_id>/status/", console.project_status, name="console-project-status"),
     path(
         "projects/<id:project_id>/score/",
-        console.project_scoring_run,
+        dashboard.project_scoring_run,
         name="console-project-score",
     ),
-    path("projects/<id:project_id>/ai-judge/", console.project_ai_judge, name="console-ai-judge"),
+    path("projects/<id:project_id>/ai-judge/", dashboard.project_ai_judge, name="console-ai-judge"),
     path(
         "projects/<id:project_id>/feed-rules/",
         console.project_feed_rules,

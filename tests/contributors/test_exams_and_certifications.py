@@ -15,6 +15,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from contributors import services
+from contributors.eligibility import expert_is_qualified
 from contributors.models import (
     Application,
     Certification,
@@ -23,7 +24,6 @@ from contributors.models import (
     ExamQuestion,
     ExpertProfile,
 )
-from contributors.selectors import expert_is_qualified
 from marketplace.models import Lab, User
 from tests.contributors.factories import CORRECT_ANSWERS, certify, enable_mfa, give_skill, make_exam
 from tests.projects.factories import make_project
