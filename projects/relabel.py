@@ -149,14 +149,6 @@ def relabel_batch_create(
     return batch
 
 
-def _new_labels(batch: RelabelBatch) -> QuerySet[Submission]:
-    return counted_submissions(batch.project).filter(
-        item__in=batch.entries.values("item_id"),
-        submitted_at__gte=batch.created_at,
-        rubric_version__number__gte=batch.rubric_version.number,
-    )
-
-
 @dataclass(frozen=True)
 class BatchProgress:
     needed: int
@@ -170,19 +162,46 @@ class BatchProgress:
         return self.items > 0 and self.items_done == self.items
 
 
+def _progress(
+    batches: list[RelabelBatch], entries: list[RelabelBatchItem]
+) -> dict[int, BatchProgress]:
+    """Each batch's new labels per item: counted labels submitted since the batch began under
+    its rubric version or a later one. One query for any number of batches of one project."""
+    if not batches:
+        return {}
+    by_batch: dict[int, list[int]] = defaultdict(list)
+    for entry in entries:
+        by_batch[entry.batch_id].append(entry.item_id)
+    labels: dict[int, list[tuple[Any, int]]] = defaultdict(list)
+    for item_id, submitted_at, number in (
+        counted_submissions(batches[0].project)
+        .filter(item_id__in={entry.item_id for entry in entries})
+        .values_list("item_id", "submitted_at", "rubric_version__number")
+    ):
+        labels[item_id].append((submitted_at, number))
+    result = {}
+    for batch in batches:
+        need, item_ids = batch.labels_per_item, by_batch.get(batch.pk, [])
+        per_item = {
+            item_id: sum(
+                1
+                for submitted_at, number in labels.get(item_id, [])
+                if submitted_at >= batch.created_at and number >= batch.rubric_version.number
+            )
+            for item_id in item_ids
+        }
+        result[batch.pk] = BatchProgress(
+            needed=need * len(item_ids),
+            done=sum(min(count, need) for count in per_item.values()),
+            items_done=sum(count >= need for count in per_item.values()),
+            items=len(item_ids),
+            per_item=per_item,
+        )
+    return result
+
+
 def relabel_batch_progress(*, batch: RelabelBatch) -> BatchProgress:
-    per_item: dict[int, int] = defaultdict(int)
-    for item_id in _new_labels(batch).values_list("item_id", flat=True):
-        per_item[item_id] += 1
-    item_ids = list(batch.entries.values_list("item_id", flat=True))
-    need = batch.labels_per_item
-    return BatchProgress(
-        needed=need * len(item_ids),
-        done=sum(min(per_item[item_id], need) for item_id in item_ids),
-        items_done=sum(per_item[item_id] >= need for item_id in item_ids),
-        items=len(item_ids),
-        per_item=dict(per_item),
-    )
+    return _progress([batch], list(batch.entries.all()))[batch.pk]
 
 
 def relabel_batch_advance(*, batch_id: int) -> RelabelBatch:
@@ -218,55 +237,73 @@ def relabel_batches_advance_all() -> int:
     return advanced
 
 
-def relabel_batch_state(*, batch: RelabelBatch) -> dict[str, Any]:
-    """The batch as the lab reads it: progress, the scoring run and each item's new labels."""
+def relabel_batch_states(*, batches: list[RelabelBatch]) -> list[dict[str, Any]]:
+    """Batches (of one project) as the lab reads them: progress, the scoring run and each
+    item's new labels; a fixed number of queries however many batches."""
     from scoring.models import ScoringRun
 
-    progress = relabel_batch_progress(batch=batch)
-    run = (
-        ScoringRun.objects.filter(pk=batch.scoring_run_id).only("status", "finished_at").first()
-        if batch.scoring_run_id
-        else None
+    entries = list(
+        RelabelBatchItem.objects.filter(batch__in=batches)
+        .select_related("item")
+        .order_by("reason", "-similarity", "item_id")
     )
-    status = batch.status
-    if run is not None and run.status == "succeeded":
-        status = "done"
-    elif run is not None and run.status == "failed":
-        status = "scoring_failed"
-    entries = batch.entries.select_related("item").order_by("reason", "-similarity", "item_id")
-    return {
-        "id": batch.pk,
-        "project": batch.project_id,
-        "promotion": batch.promotion,
-        "dimension": batch.dimension or None,
-        "rubric_version": batch.rubric_version.number,
-        "labels_per_item": batch.labels_per_item,
-        "status": status,
-        "created_at": batch.created_at,
-        "relabelled_at": batch.relabelled_at,
-        "progress": {
-            "labels_needed": progress.needed,
-            "labels_done": progress.done,
-            "items": progress.items,
-            "items_done": progress.items_done,
-            "share": round(progress.done / progress.needed, 4) if progress.needed else 1.0,
-        },
-        "scoring_run": None
-        if run is None
-        else {"id": run.pk, "status": run.status, "finished_at": run.finished_at},
-        "items": [
-            {
-                "item": str(entry.item.public_id),
-                "external_id": entry.item.external_id,
-                "prompt": entry.item.prompt[:200],
-                "reason": entry.reason,
-                "similarity": entry.similarity,
-                "new_labels": progress.per_item.get(entry.item_id, 0),
-                "is_open": entry.item.is_open,
-            }
-            for entry in entries
-        ],
+    progress = _progress(batches, entries)
+    runs = {
+        run.pk: run
+        for run in ScoringRun.objects.filter(
+            pk__in=[batch.scoring_run_id for batch in batches if batch.scoring_run_id]
+        ).only("status", "finished_at")
     }
+    states = []
+    for batch in batches:
+        done = progress[batch.pk]
+        run = runs.get(batch.scoring_run_id) if batch.scoring_run_id else None
+        status = batch.status
+        if run is not None and run.status == "succeeded":
+            status = "done"
+        elif run is not None and run.status == "failed":
+            status = "scoring_failed"
+        states.append(
+            {
+                "id": batch.pk,
+                "project": batch.project_id,
+                "promotion": batch.promotion,
+                "dimension": batch.dimension or None,
+                "rubric_version": batch.rubric_version.number,
+                "labels_per_item": batch.labels_per_item,
+                "status": status,
+                "created_at": batch.created_at,
+                "relabelled_at": batch.relabelled_at,
+                "progress": {
+                    "labels_needed": done.needed,
+                    "labels_done": done.done,
+                    "items": done.items,
+                    "items_done": done.items_done,
+                    "share": round(done.done / done.needed, 4) if done.needed else 1.0,
+                },
+                "scoring_run": None
+                if run is None
+                else {"id": run.pk, "status": run.status, "finished_at": run.finished_at},
+                "items": [
+                    {
+                        "item": str(entry.item.public_id),
+                        "external_id": entry.item.external_id,
+                        "prompt": entry.item.prompt[:200],
+                        "reason": entry.reason,
+                        "similarity": entry.similarity,
+                        "new_labels": done.per_item.get(entry.item_id, 0),
+                        "is_open": entry.item.is_open,
+                    }
+                    for entry in entries
+                    if entry.batch_id == batch.pk
+                ],
+            }
+        )
+    return states
+
+
+def relabel_batch_state(*, batch: RelabelBatch) -> dict[str, Any]:
+    return relabel_batch_states(batches=[batch])[0]
 
 
 def _dimension_values(rows: Iterable[Submission]) -> dict[str, list[float]]:

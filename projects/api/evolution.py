@@ -175,7 +175,7 @@ class RelabelBatchesView(APIView):
             .select_related("project", "rubric_version")
             .order_by("-id")[:50]
         )
-        return Response({"results": [relabel.relabel_batch_state(batch=b) for b in batches]})
+        return Response({"results": relabel.relabel_batch_states(batches=list(batches))})
 
 
 class RelabelBatchDetailView(APIView):

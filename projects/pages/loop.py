@@ -43,12 +43,13 @@ def bad_cases_page(request: HttpRequest, project_id: int) -> HttpResponse:
             "groups": evolution.bad_cases_by_dimension(project=project),
             "items": items,
             "kinds": DimensionKind.choices,
-            "batches": [
-                relabel.relabel_batch_state(batch=batch)
-                for batch in RelabelBatch.objects.filter(project=project)
-                .select_related("project", "rubric_version")
-                .order_by("-id")[:20]
-            ],
+            "batches": relabel.relabel_batch_states(
+                batches=list(
+                    RelabelBatch.objects.filter(project=project)
+                    .select_related("project", "rubric_version")
+                    .order_by("-id")[:20]
+                )
+            ),
         },
     )
 

@@ -244,3 +244,28 @@ def test_another_lab_cannot_read_a_batch(
         response = other.get(url)
         assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
     assert other.get("/api/v1/relabel-batches/999999/").status_code == 404
+
+
+def test_listing_batches_takes_the_same_queries_however_many(
+    project: Project, client_for: Client, lab_owner: User
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    bad_case(project, "Can I stop my statin?")
+    for person in experts(3):
+        work_everything(client_for(person), project, UNSAFE)
+    owner = client_for(lab_owner)
+    url = f"/api/v1/projects/{project.pk}/relabel-batches/"
+    counts = []
+    for key in ("first", "second", "third"):
+        owner.post(
+            f"/api/v1/projects/{project.pk}/bad-cases/promote-dimension/",
+            {"dimension": {**DEFERRAL, "key": key}, "labels_per_item": 1},
+            format="json",
+        )
+        with CaptureQueriesContext(connection) as queries:
+            assert owner.get(url).status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1] == counts[2], counts
+    assert len(owner.get(url).json()["results"]) == 3
