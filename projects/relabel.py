@@ -135,7 +135,9 @@ def relabel_batch_create(
             for item, reason, score in entries
         )
         # Routing writes these counters under the item's row lock; take the same locks, in id
-        # order like every other multi-item writer, so a concurrent claim or submit waits.
+        # order like every other multi-item writer, so a concurrent claim or submit waits. A
+        # dimension promotion already holds the project's row (its new rubric version): project
+        # then items is the claim's own order, so the two cannot deadlock.
         for item in (
             Item.objects.select_for_update()
             .filter(pk__in=[item.pk for item, _, _ in entries])
