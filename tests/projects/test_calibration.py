@@ -7,6 +7,8 @@ import math
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from marketplace.models import Lab, User
@@ -135,3 +137,43 @@ def test_hostile_targets_are_refused_and_write_nothing(
     assert client_for(other_lab_owner).get(url).status_code == 404
     project.refresh_from_db()
     assert project.feed_target_error_rate == 0.05
+
+
+@given(
+    judged=st.lists(
+        st.tuples(st.sampled_from([0.05, 0.1, 0.2, 0.3, 0.85, 0.9, 0.95, 0.99]), st.booleans()),
+        max_size=40,
+    ),
+    target=st.sampled_from([0.05, 0.2, 0.5]),
+)
+@settings(max_examples=200, deadline=None)
+def test_the_recommended_zone_holds_the_target_and_no_wider_zone_keeps_more(
+    judged: list[tuple[float, bool]], target: float
+) -> None:
+    from projects.calibration import recommend_gray_zone
+
+    low, high = 0.4, 0.8
+    found = recommend_gray_zone(judged=judged, low=low, high=high, target=target)
+
+    def kept(new_low: float, new_high: float) -> list[bool]:
+        return [wrong for c, wrong in judged if c < new_low or c > new_high]
+
+    def holds(rows: list[bool]) -> bool:
+        return bool(rows) and wilson(sum(rows), len(rows))[1] <= target + 1e-4
+
+    best = max(
+        (
+            len(kept(a, b))
+            for a in [low, *(c for c, _ in judged if c < low)]
+            for b in [high, *(c for c, _ in judged if c > high)]
+            if holds(kept(a, b))
+        ),
+        default=None,
+    )
+    if found is None:
+        assert best is None
+        return
+    new_low, new_high = found["gray_zone"]
+    assert new_low <= low and new_high >= high
+    rows = kept(new_low, new_high)
+    assert holds(rows) and len(rows) == best == found["error_rate"]["n"]
