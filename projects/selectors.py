@@ -63,6 +63,13 @@ def project_access(*, caller: Any, project_id: int) -> ProjectAccess | None:
     return None
 
 
+def correction_projects(*, project: Project) -> QuerySet[Project]:
+    """The lab's other correction projects: where the live feed may send failing responses."""
+    return Project.objects.filter(lab_id=project.lab_id, task_type=TaskType.CORRECTION).exclude(
+        pk=project.pk
+    )
+
+
 def project_for_work(*, project_id: int) -> Project:
     """An open project to claim in; anything else is 404 (its existence is not revealed)."""
     # No prefetch: a claim reads requirements and rubric from projects.work_config's cache.

@@ -23,6 +23,7 @@ from projects.models import (
     RubricVersion,
     TaskType,
 )
+from scoring.engine.tiers import TIERS
 
 DIMENSION_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_DIMENSIONS = 30
@@ -340,9 +341,7 @@ class ImportResultSerializer(serializers.Serializer):
 class ExportQuerySerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=["dpo", "rm", "ratings", "sft"])
     min_confidence = serializers.FloatField(required=False, min_value=0.0, max_value=1.0)
-    min_tier = serializers.ChoiceField(
-        required=False, choices=["platinum", "gold", "silver", "bronze", "probation"]
-    )
+    min_tier = serializers.ChoiceField(required=False, choices=list(TIERS))
     split = serializers.ChoiceField(required=False, choices=["train", "eval"])
 
 

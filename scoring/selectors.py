@@ -7,6 +7,9 @@ from typing import Any
 
 from django.db.models import Max
 
+from contributors.selectors import expert_pseudonym
+from marketplace.models import User
+from scoring.engine.tiers import TIERS
 from scoring.models import ContributorScore, ItemConsensus, ScoringRun, ScoringRunStatus, Tier
 
 
@@ -197,6 +200,20 @@ def expert_score_history(*, expert: Any) -> dict[int, list[ContributorScore]]:
     return history
 
 
+def recent_runs(*, project: Any, limit: int = 10) -> list[ScoringRun]:
+    return list(ScoringRun.objects.filter(project=project).order_by("-id")[:limit])
+
+
+def reviewer_rows(*, run: ScoringRun | None, lab_id: int) -> list[dict[str, Any]]:
+    """A run's reviewer summary (agreement with consensus, decisions) under lab pseudonyms."""
+    reviewed = (run.summary.get("reviewers") or {}) if run is not None else {}
+    users = User.objects.filter(pk__in=[int(pk) for pk in reviewed])
+    return [
+        {"pseudonym": expert_pseudonym(expert=user, lab_id=lab_id), **reviewed[str(user.pk)]}
+        for user in users
+    ]
+
+
 def flagged_scores() -> list[ContributorScore]:
     """Contributors with fraud flags in the latest succeeded run of each project."""
     latest = (
@@ -228,7 +245,7 @@ def hourly_by_tier(
         totals[tier]["n"] += 1
         totals[tier]["paid"] += row["released"] + row["bonus"]
         totals[tier]["seconds"] += row["released_seconds"]
-    order = ["platinum", "gold", "silver", "bronze", "probation", "provisional"]
+    order = [*TIERS, "provisional"]
     return [
         {
             "tier": tier,

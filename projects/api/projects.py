@@ -45,6 +45,7 @@ from projects.serializers import (
     RubricVersionSerializer,
     TransitionSerializer,
 )
+from scoring.engine.tiers import TIERS
 
 IMPORT_ROLES = frozenset({*LAB_MANAGE_ROLES, API_KEY_ROLE})
 NDJSON_TYPES = frozenset(
@@ -324,7 +325,7 @@ EXPORT_PARAMETERS = [
     OpenApiParameter(
         "min_tier",
         str,
-        enum=["platinum", "gold", "silver", "bronze", "probation"],
+        enum=list(TIERS),
         description="use only labels of contributors at this tier or better (latest run)",
     ),
     OpenApiParameter("split", str, enum=["train", "eval"]),

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 
 from contributors.selectors import expert_pseudonym
 from marketplace.charts import bar_chart, line_chart
-from marketplace.models import MANAGING_ROLES, User
+from marketplace.models import MANAGING_ROLES
 from marketplace.pages.common import (
     REFUSALS,
     page_user,
@@ -35,14 +35,12 @@ from projects.feed import feed_summary
 from projects.models import (
     Project,
     ProjectStatus,
-    TaskType,
 )
 from projects.pages.console import lab_project_page
 from projects.pages.project_form import minor_units
 from scoring import selectors as scoring_selectors
 from scoring.ai import ai_judge_configure
-from scoring.engine.tiers import flag_text
-from scoring.models import ScoringRun
+from scoring.engine.tiers import TIERS, flag_text
 from scoring.services import scoring_run_create
 from scoring.tasks import ai_judge_run_task
 
@@ -139,14 +137,7 @@ def project_dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         for row in rows
     ]
     by_tier = scoring_selectors.hourly_by_tier(run=run, pay=pay)
-    reviewed = (run.summary.get("reviewers") or {}) if run is not None else {}
-    reviewers = [
-        {
-            "pseudonym": expert_pseudonym(expert=user, lab_id=project.lab_id),
-            **reviewed[str(user.pk)],
-        }
-        for user in User.objects.filter(pk__in=[int(pk) for pk in reviewed])
-    ]
+    reviewers = scoring_selectors.reviewer_rows(run=run, lab_id=project.lab_id)
     return render(
         request,
         "projects/project_dashboard.html",
@@ -166,19 +157,17 @@ def project_dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
             "contributors": contributors,
             "hourly_by_tier": by_tier,
             "reviewers": reviewers,
-            "runs": ScoringRun.objects.filter(project=project).order_by("-id")[:10],
+            "runs": scoring_selectors.recent_runs(project=project),
             "problems": selectors.project_publish_problems(project=project)
             if project.status == ProjectStatus.DRAFT
             else [],
             "formats": sorted(exports.FORMATS_BY_TASK_TYPE[project.task_type]),
             "bad_cases": evolution.bad_cases_by_dimension(project=project),
             "feed_summary": feed_summary(project=project),
-            "correction_projects": Project.objects.filter(
-                lab_id=project.lab_id, task_type=TaskType.CORRECTION
-            ).exclude(pk=project.pk),
+            "correction_projects": selectors.correction_projects(project=project),
             "ai_judges": sorted(settings.AI_JUDGES),
             "trends": evolution.dimension_trends(project=project),
-            "tiers": ["platinum", "gold", "silver", "bronze", "probation"],
+            "tiers": TIERS,
         },
     )
 

@@ -8,6 +8,8 @@ import numpy as np
 
 WEIGHTS = {"gold": 0.5, "agreement": 0.3, "impact": 0.2}
 TIER_FLOORS = (("platinum", 0.90), ("gold", 0.80), ("silver", 0.65), ("bronze", 0.50))
+# Every tier a scored contributor can hold, best first (below bronze: probation).
+TIERS = (*(name for name, _ in TIER_FLOORS), "probation")
 MIN_GOLD_FOR_TIER = 5
 FAST_FRACTION = 0.2
 CONSTANT_SHARE = 0.95

@@ -1,4 +1,5 @@
-"""Stage 2 of a scoring run: agreement and consensus (docs/SCORING.md sections 2 and 3).
+"""Stage 2 of a scoring run: agreement, and the stage that also collects consensus
+(docs/SCORING.md sections 2 and 3; the consensus algorithms are in `consensus.py`).
 
 - Agreement per contributor: leave-one-out agreement on the categorical answer and on every
   rubric dimension (per response), plus decided reviews as evidence, pooled into one rate and
@@ -12,7 +13,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,22 +22,21 @@ from scipy import stats
 
 from projects.models import Project, Review, ReviewStatus, Submission, TaskType
 from scoring.engine import agreement as agreement_engine
-from scoring.engine.bradley_terry import bradley_terry, bradley_terry_covariance
-from scoring.engine.dawid_skene import dawid_skene
-from scoring.engine.gold import PREFERENCE, GoldDimension, chance_level
+from scoring.engine.gold import PREFERENCE, GoldDimension
 from scoring.engine.majority import majority_vote
 from scoring.models import ItemConsensus, ScoringRun
+from scoring.services.consensus import (
+    gold_anchored_dawid_skene,
+    likert_consensus,
+    pairwise_strengths,
+    ranking_consensus,
+    reliabilities,
+)
 from scoring.services.gold import GoldEvidence
-from scoring.services.labels import PREFERENCES, Labels, category_of
+from scoring.services.labels import PREFERENCES, Labels, category_of, numeric_answer
 
 # Intervals shown with every rate: the 5% and 95% quantiles of Beta(1 + hits, 1 + misses).
 INTERVAL = (0.05, 0.95)
-# A likert consensus weighs each label by its contributor's reliability on that dimension,
-# never below this (an unknown contributor is not silenced, only outweighed).
-MIN_RELIABILITY = 0.05
-UNKNOWN_RELIABILITY = 0.5
-# Bradley-Terry intervals: 90%, like the gold and agreement intervals.
-Z_90 = 1.6448536269514722
 
 
 def beta_interval(hits: float, n: float) -> tuple[float | None, float | None]:
@@ -104,12 +103,12 @@ def agreement_stage(
         _categorical(stage, run, project, labels)
     _dimensions(stage, labels, work)
     _reviews(stage, project, labels, run.submission_high_water)
-    reliability = _reliabilities(labels, gold, stage)
-    stage.consensus += _likert_consensus(run, project, labels, work, reliability)
+    reliability = reliabilities(labels, gold, stage.per_component)
+    stage.consensus += likert_consensus(run, project, labels, work, reliability)
     if project.task_type == TaskType.RANKING:
-        stage.consensus += _ranking_consensus(run, work)
+        stage.consensus += ranking_consensus(run, work)
     if project.task_type == TaskType.PAIRWISE:
-        stage.consensus += _pairwise_strengths(run, work)
+        stage.consensus += pairwise_strengths(run, work)
     return stage
 
 
@@ -160,7 +159,7 @@ def _categorical(stage: AgreementStage, run: ScoringRun, project: Project, label
             float(np.nan_to_num(rates.rate[index]) * rates.n[index]),
             int(rates.n[index]),
         )
-    result = _dawid_skene(project, labels, categories, position, n_experts, n_classes)
+    result = gold_anchored_dawid_skene(project, labels, categories, position, n_experts, n_classes)
     vote = majority_vote(items_array, values_array, n_items=len(item_ids), n_classes=n_classes)
     per_item_n = np.bincount(items_array, minlength=len(item_ids))
     for item_id, index in position.items():
@@ -193,55 +192,6 @@ def _categorical(stage: AgreementStage, run: ScoringRun, project: Project, label
     stage.summary["alpha"] = {target: None if np.isnan(alpha) else round(alpha, 6)}
 
 
-def _dawid_skene(
-    project: Project,
-    labels: Labels,
-    categories: list[tuple[Submission, int]],
-    item_position: dict[int, int],
-    n_experts: int,
-    n_classes: int,
-) -> Any:
-    """Dawid-Skene over the work items, anchored by the gold items: their labels join the
-    arrays with the gold answer's class held fixed, so every contributor's confusion matrix is
-    calibrated by the hidden tests they took (docs/SCORING.md section 3)."""
-    gold_rows = []
-    known_class: dict[int, int] = {}
-    for row in labels.submissions:
-        if not labels.is_gold(row) or row.item_id not in labels.gold:
-            continue
-        category = category_of(project, row.answer)
-        truth = category_of(project, labels.gold[row.item_id])
-        if category is None or truth is None or max(category, truth) >= n_classes:
-            continue
-        gold_rows.append((row, category))
-        known_class[row.item_id] = truth
-    gold_position = {
-        item_id: len(item_position) + index for index, item_id in enumerate(sorted(known_class))
-    }
-    rows = categories + gold_rows
-    position = {**item_position, **gold_position}
-    known = np.full(len(position), -1)
-    for item_id, truth in known_class.items():
-        known[gold_position[item_id]] = truth
-    result = dawid_skene(
-        np.array([position[row.item_id] for row, _ in rows]),
-        np.array([labels.expert_index[row.expert_id] for row, _ in rows]),
-        np.array([value for _, value in rows]),
-        n_items=len(position),
-        n_workers=n_experts,
-        n_classes=n_classes,
-        known=known if known_class else None,
-    )
-    # Only the work items' consensus is reported; the first len(item_position) rows are theirs.
-    count = len(item_position)
-    return dataclasses.replace(
-        result,
-        posteriors=result.posteriors[:count],
-        labels=result.labels[:count],
-        confidence=result.confidence[:count],
-    )
-
-
 def pairwise_agreement(
     categories: list[tuple[Submission, int]],
 ) -> dict[int, dict[int, tuple[float, int]]]:
@@ -263,14 +213,6 @@ def pairwise_agreement(
     return result
 
 
-def _numeric(value: Any, codes: dict[str, int]) -> float | None:
-    if isinstance(value, str):
-        return float(codes.setdefault(value, len(codes)))
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
 def _dimension_cells(
     labels: Labels, rows: list[Submission], dimension: GoldDimension
 ) -> tuple[dict[tuple[int, int], int], list[tuple[int, int, float]]]:
@@ -283,7 +225,7 @@ def _dimension_cells(
         value = (row.answer.get("answers") or {}).get(dimension.key)
         values = value if isinstance(value, list) else [value]
         for response, single in enumerate(values):
-            number = _numeric(single, codes)
+            number = numeric_answer(single, codes)
             if number is None:
                 continue
             unit = units.setdefault((row.item_id, response), len(units))
@@ -458,230 +400,6 @@ def _reviews(stage: AgreementStage, project: Project, labels: Labels, high_water
         used += 1
     stage.summary["reviews_as_evidence"] = used
     stage.summary["reviews_discounted"] = discounted
-
-
-def _reliabilities(
-    labels: Labels, gold: dict[int, GoldEvidence], stage: AgreementStage
-) -> dict[tuple[int, str], float]:
-    """(expert, dimension) -> weight in likert consensus: how far above chance the expert is
-    on that dimension, (accuracy - chance) / (1 - chance), from gold when they have it on the
-    dimension, else from agreement; MIN_RELIABILITY at worst, UNKNOWN_RELIABILITY without
-    evidence."""
-    weights = {}
-    for expert, index in labels.expert_index.items():
-        evidence = gold.get(expert)
-        for dimension in labels.dimensions:
-            chance = chance_level(dimension)
-            accuracy = None
-            if evidence is not None and dimension.key in evidence.components:
-                accuracy = evidence.components[dimension.key].mean
-            elif dimension.key in stage.per_component.get(index, {}):
-                hits, n = stage.per_component[index][dimension.key]
-                accuracy = (1.0 + hits) / (2.0 + n)
-            if accuracy is None:
-                weights[(expert, dimension.key)] = UNKNOWN_RELIABILITY
-                continue
-            above = (accuracy - chance) / (1.0 - chance) if chance < 1 else 0.0
-            weights[(expert, dimension.key)] = float(min(max(above, MIN_RELIABILITY), 1.0))
-    return weights
-
-
-def weighted_consensus(
-    values: list[float], weights: list[float], kind: str
-) -> tuple[Any, float, float]:
-    """(value, spread or share, confidence). Likert: the weighted mean, the weighted standard
-    deviation, and confidence 1 - spread / (half the values' range + 1); binary and choice:
-    the weighted vote's winner, and its weight share as spread and confidence."""
-    weight = np.asarray(weights, dtype=np.float64)
-    data = np.asarray(values, dtype=np.float64)
-    total = float(weight.sum())
-    if kind == "likert":
-        mean = float((weight * data).sum() / total)
-        spread = float(np.sqrt((weight * (data - mean) ** 2).sum() / total))
-        return round(mean, 6), round(spread, 6), spread
-    tally: dict[float, float] = defaultdict(float)
-    for value, single in zip(data, weight, strict=True):
-        tally[float(value)] += float(single)
-    winner = max(sorted(tally), key=lambda key: tally[key])
-    share = tally[winner] / total
-    return winner, round(share, 6), share
-
-
-def _likert_consensus(
-    run: ScoringRun,
-    project: Project,
-    labels: Labels,
-    work: list[Submission],
-    reliability: dict[tuple[int, str], float],
-) -> list[ItemConsensus]:
-    """Per item and dimension, the quality-weighted consensus (`likert:<key>` for a likert
-    dimension, `vote:<key>` for binary and choice): one entry per response for pairwise and
-    ranking items, one value for rating items."""
-    per_item: dict[int, list[Submission]] = defaultdict(list)
-    for row in work:
-        per_item[row.item_id].append(row)
-    rows = []
-    for dimension in labels.dimensions:
-        prefix = "likert" if dimension.kind == "likert" else "vote"
-        for item_id, item_rows in per_item.items():
-            by_response: dict[int, tuple[list[Any], list[float]]] = defaultdict(lambda: ([], []))
-            for row in item_rows:
-                value = (row.answer.get("answers") or {}).get(dimension.key)
-                values = value if isinstance(value, list) else [value]
-                for response, single in enumerate(values):
-                    if single is None or (isinstance(single, bool) and dimension.kind == "likert"):
-                        continue
-                    by_response[response][0].append(single)
-                    by_response[response][1].append(reliability[(row.expert_id, dimension.key)])
-            entries, confidences = [], []
-            for response in sorted(by_response):
-                values, weights = by_response[response]
-                codes: dict[str, int] = {}
-                numbers = [_numeric(single, codes) for single in values]
-                kept = [(n, w) for n, w in zip(numbers, weights, strict=True) if n is not None]
-                if not kept:
-                    continue
-                value, spread, measure = weighted_consensus(
-                    [n for n, _ in kept], [w for _, w in kept], dimension.kind
-                )
-                if codes:
-                    value = {code: name for name, code in codes.items()}[int(value)]
-                if dimension.kind == "likert":
-                    span = ((dimension.high or 1) - (dimension.low or 0)) / 2.0 + 1.0
-                    confidences.append(max(0.0, 1.0 - measure / span))
-                    entries.append({"mean": value, "spread": spread, "n": len(kept)})
-                else:
-                    confidences.append(measure)
-                    entries.append({"value": value, "share": spread, "n": len(kept)})
-            if not entries:
-                continue
-            single_value = project.task_type == TaskType.RATING
-            rows.append(
-                ItemConsensus(
-                    run=run,
-                    item_id=item_id,
-                    target=f"{prefix}:{dimension.key}",
-                    value=entries[0] if single_value else entries,
-                    confidence=float(min(confidences)),
-                    n_labels=len(item_rows),
-                )
-            )
-    return rows
-
-
-def _strengths(
-    winners: list[int], losers: list[int], n_responses: int
-) -> tuple[np.ndarray, np.ndarray]:
-    result = bradley_terry(np.array(winners), np.array(losers), n_items=n_responses)
-    covariance = bradley_terry_covariance(np.array(winners), np.array(losers), result.strength)
-    return np.log(result.strength), covariance
-
-
-def _probability_interval(
-    log_strength: np.ndarray, covariance: np.ndarray, first: int, second: int
-) -> tuple[float, float, float]:
-    """P(first beats second) under Bradley-Terry, and its 90% interval."""
-    margin = float(log_strength[first] - log_strength[second])
-    variance = float(
-        covariance[first, first] + covariance[second, second] - 2 * covariance[first, second]
-    )
-    spread = Z_90 * np.sqrt(max(variance, 0.0))
-
-    def logistic(value: float) -> float:
-        return float(1.0 / (1.0 + np.exp(-value)))
-
-    return logistic(margin), logistic(margin - spread), logistic(margin + spread)
-
-
-def _ranking_consensus(run: ScoringRun, work: list[Submission]) -> list[ItemConsensus]:
-    """Bradley-Terry over every ordered pair each ranking implies: the consensus order
-    (`ranking`, strongest first) and each response's strength with a 90% interval on its
-    probability of beating the consensus runner-up (`ranking_strengths`)."""
-    per_item: dict[int, list[list[int]]] = defaultdict(list)
-    for row in work:
-        ranking = row.answer.get("ranking")
-        if isinstance(ranking, list) and ranking:
-            per_item[row.item_id].append([int(index) for index in ranking])
-    rows = []
-    for item_id, rankings in per_item.items():
-        n_responses = max(len(ranking) for ranking in rankings)
-        winners, losers = [], []
-        for ranking in rankings:
-            for position, better in enumerate(ranking):
-                for worse in ranking[position + 1 :]:
-                    winners.append(better)
-                    losers.append(worse)
-        log_strength, covariance = _strengths(winners, losers, n_responses)
-        order = [int(index) for index in np.lexsort((np.arange(n_responses), -log_strength))]
-        pairs = [
-            _probability_interval(log_strength, covariance, order[k], order[k + 1])
-            for k in range(n_responses - 1)
-        ]
-        confidence = float(np.mean([probability for probability, _, _ in pairs])) if pairs else 1.0
-        rows.append(
-            ItemConsensus(
-                run=run,
-                item_id=item_id,
-                target="ranking",
-                value=order,
-                confidence=confidence,
-                n_labels=len(rankings),
-            )
-        )
-        rows.append(
-            ItemConsensus(
-                run=run,
-                item_id=item_id,
-                target="ranking_strengths",
-                value={
-                    "log_strength": [round(float(value), 6) for value in log_strength],
-                    "se": [
-                        round(float(np.sqrt(max(covariance[k, k], 0.0))), 6)
-                        for k in range(n_responses)
-                    ],
-                    "beats_next": [
-                        {"p": round(p, 6), "low": round(low, 6), "high": round(high, 6)}
-                        for p, low, high in pairs
-                    ],
-                },
-                confidence=confidence,
-                n_labels=len(rankings),
-            )
-        )
-    return rows
-
-
-def _pairwise_strengths(run: ScoringRun, work: list[Submission]) -> list[ItemConsensus]:
-    """Per pairwise item, Bradley-Terry on its two responses (a tie is half a win each way):
-    P(a beats b) with a 90% interval (`strength`): how strong a preference the DPO pair is."""
-    per_item: dict[int, list[str]] = defaultdict(list)
-    for row in work:
-        preference = row.answer.get(PREFERENCE)
-        if preference in PREFERENCES:
-            per_item[row.item_id].append(preference)
-    rows = []
-    for item_id, preferences in per_item.items():
-        winners, losers = [], []
-        for preference in preferences:
-            if preference in ("a", "tie"):
-                winners.append(0)
-                losers.append(1)
-            if preference in ("b", "tie"):
-                winners.append(1)
-                losers.append(0)
-        log_strength, covariance = _strengths(winners, losers, 2)
-        probability, low, high = _probability_interval(log_strength, covariance, 0, 1)
-        rows.append(
-            ItemConsensus(
-                run=run,
-                item_id=item_id,
-                target="strength",
-                value={"p_a": round(probability, 6), "low": round(low, 6), "high": round(high, 6)},
-                confidence=max(probability, 1 - probability),
-                n_labels=len(preferences),
-            )
-        )
-    return rows
 
 
 def judge_agreement(

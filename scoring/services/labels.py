@@ -124,3 +124,12 @@ def category_of(project: Project, answer: dict[str, Any]) -> int | None:
         first = next(iter(values.values()), None)
         return int(first) if isinstance(first, int | bool) else None
     return None
+
+
+def numeric_answer(value: Any, codes: dict[str, int]) -> float | None:
+    """An answer as a number: numbers as they are, strings coded in order of appearance."""
+    if isinstance(value, str):
+        return float(codes.setdefault(value, len(codes)))
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)

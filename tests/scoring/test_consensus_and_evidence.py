@@ -15,7 +15,7 @@ from projects.models import GoldAnswer, Item, Project, QualityStop, Review
 from scoring import services
 from scoring.engine.gold import GoldDimension, chance_level
 from scoring.models import ContributorScore, ItemConsensus, ScoringRun
-from scoring.services.agreement import weighted_consensus
+from scoring.services.consensus import weighted_consensus
 from tests.marketplace.factories import UserFactory
 from tests.projects.factories import make_project, make_submission
 
