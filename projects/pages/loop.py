@@ -21,6 +21,7 @@ from projects.feed import FeedDecision, feed_events_for, feed_summary
 from projects.models import DimensionKind, ExportJob, Item, RelabelBatch
 from projects.pages.console import lab_project_page
 from projects.serializers import DimensionInSerializer
+from scoring.engine.tiers import TIERS
 
 BAD_CASES_SHOWN = 200
 
@@ -210,7 +211,7 @@ def exports_page(request: HttpRequest, project_id: int) -> HttpResponse:
             "project": project,
             "jobs": jobs,
             "formats": sorted(exports.FORMATS_BY_TASK_TYPE[project.task_type]),
-            "tiers": ["platinum", "gold", "silver", "bronze", "probation"],
+            "tiers": TIERS,
             "is_running": any(job.status == "queued" for job in jobs),
         },
     )
