@@ -36,6 +36,81 @@ class BadCasesView(APIView):
         )
 
 
+# The shapes of the re-label answers, for the OpenAPI schema (the bodies are built by
+# projects.relabel; these serializers only describe them).
+class RelabelProgressSerializer(serializers.Serializer):
+    labels_needed = serializers.IntegerField()
+    labels_done = serializers.IntegerField()
+    items = serializers.IntegerField()
+    items_done = serializers.IntegerField()
+    share = serializers.FloatField()
+
+
+class RelabelRunSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class RelabelItemSerializer(serializers.Serializer):
+    item = serializers.UUIDField()
+    external_id = serializers.CharField(allow_null=True)
+    prompt = serializers.CharField()
+    reason = serializers.ChoiceField(choices=["affected", "similar"])
+    similarity = serializers.FloatField()
+    new_labels = serializers.IntegerField()
+    is_open = serializers.BooleanField()
+
+
+class RelabelBatchSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    project = serializers.IntegerField()
+    promotion = serializers.ChoiceField(choices=["dimension", "gold"])
+    dimension = serializers.CharField(allow_null=True)
+    rubric_version = serializers.IntegerField()
+    labels_per_item = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["relabelling", "scoring", "done", "scoring_failed"])
+    created_at = serializers.DateTimeField()
+    relabelled_at = serializers.DateTimeField(allow_null=True)
+    progress = RelabelProgressSerializer()
+    scoring_run = RelabelRunSerializer(allow_null=True)
+    items = RelabelItemSerializer(many=True)
+
+
+class RelabelBatchListSerializer(serializers.Serializer):
+    results = RelabelBatchSerializer(many=True)
+
+
+class MeanIntervalSerializer(serializers.Serializer):
+    mean = serializers.FloatField()
+    n = serializers.IntegerField()
+    low = serializers.FloatField()
+    high = serializers.FloatField()
+    method = serializers.ChoiceField(choices=["wilson", "t"])
+
+
+class DimensionChangeSerializer(serializers.Serializer):
+    before = MeanIntervalSerializer(allow_null=True)
+    after = MeanIntervalSerializer(allow_null=True)
+    change = serializers.FloatField(allow_null=True)
+
+
+class TrendScopeSerializer(serializers.Serializer):
+    labels_before = serializers.IntegerField()
+    labels_after = serializers.IntegerField()
+    dimensions = serializers.DictField(child=DimensionChangeSerializer())
+
+
+class RelabelTrendSerializer(serializers.Serializer):
+    batch = serializers.IntegerField()
+    promotion = serializers.ChoiceField(choices=["dimension", "gold"])
+    dimension = serializers.CharField(allow_null=True)
+    promoted_at = serializers.DateTimeField()
+    rubric_version = serializers.IntegerField()
+    relabelled_items = TrendScopeSerializer()
+    project = TrendScopeSerializer()
+
+
 class RequeueFieldsSerializer(serializers.Serializer):
     similar = serializers.IntegerField(
         required=False,
@@ -65,7 +140,7 @@ class PromoteDimensionSerializer(RequeueFieldsSerializer):
 class PromotedDimensionSerializer(RubricVersionSerializer):
     """The schema of the answer: the new version and the re-label batch it started."""
 
-    relabel_batch = serializers.DictField(allow_null=True)
+    relabel_batch = RelabelBatchSerializer(allow_null=True)
 
     class Meta(RubricVersionSerializer.Meta):
         fields = [*RubricVersionSerializer.Meta.fields, "relabel_batch"]
@@ -165,7 +240,7 @@ def _lab_batch(request: Request, batch_id: int) -> RelabelBatch:
 
 class RelabelBatchesView(APIView):
     @extend_schema(
-        responses=OpenApiTypes.OBJECT,
+        responses=RelabelBatchListSerializer,
         summary="The project's re-label batches (one per promotion), newest first",
     )
     def get(self, request: Request, project_id: int) -> Response:
@@ -180,7 +255,7 @@ class RelabelBatchesView(APIView):
 
 class RelabelBatchDetailView(APIView):
     @extend_schema(
-        responses=OpenApiTypes.OBJECT,
+        responses=RelabelBatchSerializer,
         summary="A re-label batch: status (relabelling, scoring, done), progress, items, run",
     )
     def get(self, request: Request, batch_id: int) -> Response:
@@ -189,7 +264,7 @@ class RelabelBatchDetailView(APIView):
 
 class RelabelBatchTrendView(APIView):
     @extend_schema(
-        responses=OpenApiTypes.OBJECT,
+        responses=RelabelTrendSerializer,
         summary="Each dimension before and after the promotion, with n and 95% intervals",
         description=(
             "Means on a 0..1 scale over the batch's items (labels before the promotion against "

@@ -121,13 +121,52 @@ class ProjectFeedView(APIView):
         )
 
 
+class RateSerializer(serializers.Serializer):
+    rate = serializers.FloatField()
+    n = serializers.IntegerField()
+    count = serializers.IntegerField()
+    low = serializers.FloatField()
+    high = serializers.FloatField()
+    method = serializers.ChoiceField(choices=["wilson"])
+
+
+class SidesSerializer(serializers.Serializer):
+    below = RateSerializer(allow_null=True)
+    above = RateSerializer(allow_null=True)
+
+
+class RecommendationSerializer(serializers.Serializer):
+    gray_zone = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2)
+    changed = serializers.BooleanField()
+    error_rate = RateSerializer()
+    auto_accepted_share = serializers.FloatField()
+
+
+class CalibrationSerializer(serializers.Serializer):
+    """The shape of the calibration answer, for the OpenAPI schema (projects.calibration)."""
+
+    target_error_rate = serializers.FloatField()
+    gray_zone = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2)
+    audit_rate = serializers.FloatField()
+    auto_accepted = serializers.IntegerField()
+    audited = serializers.IntegerField()
+    judged = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    error_rate = RateSerializer(allow_null=True)
+    by_side = SidesSerializer()
+    holds_target = serializers.BooleanField(allow_null=True)
+    recommendation = RecommendationSerializer(allow_null=True)
+    minimum_audited_for_target = serializers.IntegerField()
+    verdict_rule = serializers.CharField()
+
+
 class FeedTargetSerializer(serializers.Serializer):
     target_error_rate = serializers.FloatField(min_value=0.0001, max_value=0.9999)
 
 
 class FeedCalibrationView(APIView):
     @extend_schema(
-        responses=OpenApiTypes.OBJECT,
+        responses=CalibrationSerializer,
         summary="Gray-zone calibration: the audited error rate of auto-accepted events and the "
         "gray zone that holds it under the target",
         description=(
@@ -145,7 +184,7 @@ class FeedCalibrationView(APIView):
 
     @extend_schema(
         request=FeedTargetSerializer,
-        responses=OpenApiTypes.OBJECT,
+        responses=CalibrationSerializer,
         summary="Set the target error rate of auto-accepted events (0..1, exclusive)",
     )
     def patch(self, request: Request, project_id: int) -> Response:
