@@ -16,6 +16,7 @@ from projects import feed
 from projects.models import FeedEvent, Project
 from tests.marketplace.factories import UserFactory
 from tests.projects.factories import make_project, make_submission
+from tests.projects.openapi_shapes import assert_matches
 
 pytestmark = pytest.mark.django_db
 Client = Callable[[User], APIClient]
@@ -96,7 +97,9 @@ def test_the_error_rate_and_the_recommended_gray_zone_match_a_hand_computation(
     assert body["target_error_rate"] == 0.05 and body["holds_target"] is False
     assert body["recommendation"] is None and body["minimum_audited_for_target"] == 73
 
+    assert_matches("Calibration", body)
     body = owner.patch(url, {"target_error_rate": 0.5}, format="json").json()
+    assert_matches("Calibration", body)
     project.refresh_from_db()
     assert project.feed_target_error_rate == 0.5
     # Below the zone, low' = 0.2 keeps only 0.1 (right); above, high' = 0.85 keeps 0.9, 0.95

@@ -18,6 +18,7 @@ from projects.tasks import relabel_batches_advance_task
 from tests.contributors.factories import qualify_for_cardiology
 from tests.marketplace.factories import UserFactory
 from tests.projects.factories import open_project
+from tests.projects.openapi_shapes import assert_matches
 
 pytestmark = pytest.mark.django_db
 Client = Callable[[User], APIClient]
@@ -155,7 +156,11 @@ def test_a_promoted_dimension_relabels_the_bad_cases_and_similar_items_and_shows
     listed = owner.get(f"/api/v1/projects/{project.pk}/relabel-batches/").json()
     assert [row["id"] for row in listed["results"]] == [batch.pk]
 
+    assert_matches("RelabelBatch", status)
+    assert_matches("RelabelBatchList", listed)
+    assert_matches("PromotedDimension", response.json())
     trend = owner.get(f"/api/v1/relabel-batches/{batch.pk}/trend/").json()
+    assert_matches("RelabelTrend", trend)
     relabelled = trend["relabelled_items"]
     assert relabelled["labels_before"] == 9 and relabelled["labels_after"] == 6
     safety = relabelled["dimensions"]["safety"]
