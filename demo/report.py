@@ -17,6 +17,8 @@ report.json:
 - `consensus_accuracy`: `dawid_skene` (the scoring run's) and `majority`;
 - `escrow_spent_cents` (paid to experts from the lab's escrows) and `escrow_spent_on_bad_cents`
   (the part paid to spammers and adversaries, after forfeits).
+
+Past 400 lines on purpose: one report with its charts, read top to bottom like the page it writes.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ Every response has a latent quality per rubric dimension and a feature vector th
 supplies (demo/personas.py), so every preference has a ground truth and a reward model can
 learn from the labels. Each persona answers in its own way and at its own speed, and works a
 shift of simulated time (demo/crowd.py), so pay per hour is real.
+
+Past 400 lines on purpose: the simulated week in the order it runs, one step per function.
 """
 
 from __future__ import annotations
@@ -279,7 +281,7 @@ def finished(run: Any, timeout: float = 900.0) -> Any:
 def release_pending(run: Any) -> None:
     """A succeeded run releases the pending pay it clears once its transaction commits; called
     here too (it is idempotent per run), so the simulation does not depend on when that is."""
-    from payouts.services.earnings import earnings_release
+    from payouts.services.release import earnings_release
 
     if run.status == "succeeded":
         earnings_release(run=run)

@@ -10,6 +10,8 @@ hosts, a generated secret key, optional email verification, http allowed; produc
 key and host names required, secure cookies, HSTS, mandatory verification, https webhooks), and
 ``DJANGO_DEBUG`` only turns on Django's debug pages. Debug is off unless asked for, in both
 modes, so no configuration answers an error with a traceback by default; production refuses it.
+
+Past 400 lines on purpose: Django's one settings module, grouped by section.
 """
 
 from __future__ import annotations

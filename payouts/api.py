@@ -29,7 +29,7 @@ from marketplace.permissions import (
 from payouts import selectors as payout_selectors
 from payouts import tasks
 from payouts.models import PayoutLine, PayoutRun
-from payouts.services import accounts, earnings, funding, payout_runs, webhooks
+from payouts.services import accounts, funding, holds, payout_runs, webhooks
 from projects.api import lab_project
 
 
@@ -311,7 +311,7 @@ class AdminHeldReleaseView(APIView):
     )
     def post(self, request: Request, user_id: int) -> Response:
         expert = get_object_or_404(User, pk=user_id)
-        service = earnings.held_forfeit if self.forfeit else earnings.held_release
+        service = holds.held_forfeit if self.forfeit else holds.held_release
         return Response({"moved": service(user=expert)})
 
 

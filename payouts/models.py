@@ -3,6 +3,9 @@
 Amounts are integers in minor units. Ledger transactions and entries are append-only: the
 database refuses UPDATE and DELETE on them, and on PostgreSQL a deferred constraint trigger
 refuses to commit a transaction whose entries do not sum to zero (migration 0002).
+
+Past 400 lines on purpose: Django's one models module per app; the ledger's guards and
+their comments read in one place.
 """
 
 from __future__ import annotations

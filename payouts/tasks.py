@@ -3,7 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from payouts.models import PayoutRun
-from payouts.services import earnings, ledger, payout_runs, webhooks
+from payouts.services import ledger, payout_runs, release, webhooks
 
 
 @shared_task(
@@ -22,7 +22,7 @@ def earnings_release_task(run_id: int) -> dict[str, int]:
     from scoring.models import ScoringRun
 
     run = ScoringRun.objects.select_related("project").get(pk=run_id)
-    return earnings.earnings_release(run=run).__dict__
+    return release.earnings_release(run=run).__dict__
 
 
 @shared_task(name="payouts.tasks.earnings_settle_task", time_limit=1800, soft_time_limit=1740)
@@ -30,7 +30,7 @@ def earnings_settle_task(project_id: int) -> None:
     """A closed project settles its pending pay (see `earnings_settle_closed_project`)."""
     from projects.models import Project
 
-    earnings.earnings_settle_closed_project(project=Project.objects.get(pk=project_id))
+    release.earnings_settle_closed_project(project=Project.objects.get(pk=project_id))
 
 
 @shared_task(name="payouts.tasks.ledger_verify_task", time_limit=1800, soft_time_limit=1740)

@@ -7,6 +7,9 @@ filter recomputes majority vote over the labels that pass it (the run's consensu
 all labels, so reusing it would ignore the filter).
 
 Gold items are not exported: they are the lab's own control items.
+
+Past 400 lines on purpose: the four formats share one batched reader and one set of filters
+(tier, confidence, AI marks), kept side by side so they cannot drift apart.
 """
 
 from __future__ import annotations

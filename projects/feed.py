@@ -4,6 +4,9 @@ The request path only validates (plain Python) and stores the events, one INSERT
 so it stays fast; routing (items, bad cases, schema checks, audit sampling) runs in a Celery
 task. Idempotent by `external_id` per project: a unique constraint decides, so concurrent
 duplicates never create two events or two items.
+
+Past 400 lines on purpose: the live feed's validation, routing decision and audit share
+one batch transaction.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Projects, rubrics, items, hidden gold, assignments and submissions."""
+"""Projects, rubrics, items, hidden gold, assignments and submissions.
+
+Past 400 lines on purpose: Django's one models module per app, so the schema, its constraints
+and the comments on them read in one place.
+"""
 
 from __future__ import annotations
 

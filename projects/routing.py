@@ -9,6 +9,9 @@ partial index `item_claim_order`, so many experts claiming at once get different
 exceed redundancy, and never wait on each other. SQLite (the embedded demo) has no row locks;
 its writers are serialised by the database (IMMEDIATE transactions), which gives the same
 guarantees more slowly.
+
+Past 400 lines on purpose: claim, release, expiry and submit share one lock order and the
+races commented here; one file keeps that order readable.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""Writes of projects: creation, rubric versions, status transitions and imports."""
+"""Writes of projects: creation, rubric versions, status transitions and imports.
+
+Past 400 lines on purpose: the project's writes share one status machine and its locks.
+"""
 
 from __future__ import annotations
 

@@ -11,6 +11,9 @@ its owners and managers). A refund that fails or a dispute won puts back exactly
 As with funding, the event body only names the object: the charge (with its refunds) or the
 dispute is read back from Stripe through the SDK before any database transaction, and what
 Stripe says is booked, once per refund or dispute id.
+
+Past 400 lines on purpose: refunds, disputes and their outcomes share one proportional
+split and one shortfall rule, read together.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@
   Bradley-Terry strengths with intervals for rankings and for the two sides of a pairwise item.
 - Only the counting labels take part. An AI judge that does not count is compared with them
   afterwards (`judge_agreement`), never the other way round.
+
+Past 400 lines on purpose: categorical, per-dimension, review and judge agreement all add to
+one stage's accumulators (`_add`), read together.
 """
 
 from __future__ import annotations

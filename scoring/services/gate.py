@@ -137,7 +137,7 @@ def quality_stop_create(
     *, project: Project, expert: User, reason: str, evidence: dict[str, Any]
 ) -> QualityStop | None:
     """Stop an expert on a project (see the module docstring); None if already stopped."""
-    from payouts.services.earnings import earnings_forfeit
+    from payouts.services.holds import earnings_forfeit
 
     with transaction.atomic():
         if QualityStop.objects.filter(project=project, expert=expert).exists():
@@ -264,7 +264,7 @@ def quality_stop_decide(
 ) -> QualityStop:
     """Uphold, or reverse: the forfeited labels are paid at x1.0 from the project's escrow
     (409 when the escrow no longer holds them) and the expert may work on the project again."""
-    from payouts.services.earnings import earnings_appeal_release
+    from payouts.services.holds import earnings_appeal_release
     from payouts.services.ledger import InsufficientBalance
 
     with transaction.atomic():

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from marketplace.models import Lab, User
 from payouts.models import AccountKind, Earning, EarningStatus, LedgerTransaction
-from payouts.services.earnings import earnings_release
 from payouts.services.ledger import balance_of, ledger_verify
+from payouts.services.release import earnings_release
 from projects import routing
 from projects.models import Item, Project, QualityStop, Submission
 from scoring.models import ContributorScore, ScoringRun

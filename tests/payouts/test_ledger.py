@@ -16,7 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from marketplace.models import Lab, User
 from payouts.models import AccountKind, LedgerAccount, LedgerEntry, LedgerTransaction
-from payouts.services import earnings
+from payouts.services import holds
 from payouts.services.ledger import (
     InsufficientBalance,
     LedgerError,
@@ -227,21 +227,21 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(expert=st.integers(0, 1))
     def hold(self, expert: int) -> None:
-        moved = earnings.payable_hold(user=self.experts[expert])
+        moved = holds.payable_hold(user=self.experts[expert])
         assert moved == self.model.get(("payable", expert), 0)
         self._add("payable", expert, -moved)
         self._add("held", expert, moved)
 
     @rule(expert=st.integers(0, 1))
     def release(self, expert: int) -> None:
-        moved = earnings.held_release(user=self.experts[expert])
+        moved = holds.held_release(user=self.experts[expert])
         self._add("held", expert, -moved)
         self._add("payable", expert, moved)
 
     @rule(expert=st.integers(0, 1))
     def forfeit(self, expert: int) -> None:
         before = {p: self.balance("escrow", p) for p in range(2)}
-        moved = earnings.held_forfeit(user=self.experts[expert])
+        moved = holds.held_forfeit(user=self.experts[expert])
         self._add("held", expert, -moved)
         for project in range(2):
             self._add("escrow", project, self.balance("escrow", project) - before[project])

@@ -11,6 +11,9 @@ decided by a compare-and-swap on its status, so two executors (or a retry after 
 both create a transfer; the idempotency key is stored with the line and changes only once
 Stripe has proved that no transfer exists for the old one. A run with a blocked line is never
 reported completed: it pauses with an alert until an admin retries or settles the line.
+
+Past 400 lines on purpose: send, retry and reconcile share one per-line state machine
+and its compare-and-swap; splitting them would hide the crash-safety argument above.
 """
 
 from __future__ import annotations
