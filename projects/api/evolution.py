@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketplace.permissions import LAB_MANAGE_ROLES, LAB_PIPELINE_ROLES, IsPerson, request_person
-from projects import evolution, relabel
+from projects import evolution, relabel, relabel_trend
 from projects.api.projects import lab_project
 from projects.models import Item, RelabelBatch
 from projects.serializers import DimensionInSerializer, RubricVersionSerializer
@@ -274,4 +274,4 @@ class RelabelBatchTrendView(APIView):
         ),
     )
     def get(self, request: Request, batch_id: int) -> Response:
-        return Response(relabel.relabel_batch_trend(batch=_lab_batch(request, batch_id)))
+        return Response(relabel_trend.relabel_batch_trend(batch=_lab_batch(request, batch_id)))

@@ -16,7 +16,7 @@ from rest_framework import exceptions
 
 from marketplace.models import MANAGING_ROLES, User
 from marketplace.pages.common import REFUSALS, flash_errors, page_user, posted_number
-from projects import calibration, evolution, exports, relabel
+from projects import calibration, evolution, exports, relabel, relabel_trend
 from projects.feed import FeedDecision, feed_events_for, feed_summary
 from projects.models import DimensionKind, ExportJob, Item, RelabelBatch
 from projects.pages.console import lab_project_page
@@ -143,7 +143,7 @@ def relabel_batch_page(request: HttpRequest, batch_id: int) -> HttpResponse:
         raise Http404
     lab_project_page(request, batch.project_id)
     state = relabel.relabel_batch_state(batch=batch)
-    trend = relabel.relabel_batch_trend(batch=batch)
+    trend = relabel_trend.relabel_batch_trend(batch=batch)
     return render(
         request,
         "projects/relabel_batch.html",
