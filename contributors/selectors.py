@@ -20,6 +20,7 @@ from contributors.models import (
     ExpertProfile,
     ExpertSkill,
 )
+from contributors.services import exam_eligibility
 
 if TYPE_CHECKING:
     from marketplace.models import User
@@ -75,8 +76,6 @@ class ExamRow:
 
 
 def exams_for(*, expert: User) -> list[ExamRow]:
-    from contributors.services import exam_eligibility
-
     rows = []
     exams = Exam.objects.filter(is_published=True).select_related("skill").order_by("skill__key")
     for exam in exams:

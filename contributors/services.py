@@ -32,6 +32,7 @@ from contributors.models import (
 )
 from marketplace.errors import Conflict, DomainError, Gone
 from marketplace.models import User
+from payouts.services import payable_hold
 
 # Profile fields an expert may set. Anything else (verified levels, tiers, staff flags, payout
 # data...) is refused by the API before it reaches here.
@@ -448,7 +449,6 @@ def expert_suspend(
         profile.suspension_reason = reason
         profile.save(update_fields=["suspended_at", "suspension_reason", "updated_at"])
         # A suspended expert's unpaid earnings wait in the held account for an admin's review.
-        from payouts.services import payable_hold
 
         payable_hold(user=user)
         SuspensionEvent.objects.create(

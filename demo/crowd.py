@@ -21,6 +21,8 @@ from unittest import mock
 from django.utils import timezone
 
 from demo.personas import seconds_for
+from projects import routing
+from projects.models import Item
 
 # Seconds between one submit and the next claim (reading the next prompt is task time).
 GAP_SECONDS = 3.0
@@ -71,8 +73,6 @@ def work_shift(
 ) -> WorkLog:
     """Everyone works `shift_seconds` (or `max_tasks` tasks) on the project from the clock's
     present; each expert arrives at a random moment in the first two minutes."""
-    from projects import routing
-    from projects.models import Item
 
     log = WorkLog()
     start = clock.now

@@ -31,8 +31,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.db.models import Count, Sum
 
+from contributors.models import ExpertProfile
 from demo.personas import BAD_ACTORS, PERSONAS, make_item
+from marketplace.charts import bar_chart
+from payouts.models import AccountKind, Earning, EarningStatus, LedgerAccount, PayoutLine
+from payouts.services.ledger import ledger_verify
+from projects import exports
+from projects.models import QualityStop, Submission, SubmissionStatus
+from scoring.engine.majority import majority_vote
+from scoring.engine.reward_model import fit_reward_model, pairwise_accuracy, quality_weight
+from scoring.models import ContributorScore, ItemConsensus
 
 EVAL_PAIRS = 2000
 IMPACT_Z = 1.959963984540054
@@ -40,8 +50,6 @@ SILVER_OR_BETTER = frozenset({"silver", "gold", "platinum"})
 
 
 def write_exports(world: Any, side: list[Any], output: Path) -> None:
-    from projects import exports
-
     context = exports.export_context(
         project=world.project, filters=exports.ExportFilters(format="dpo")
     )
@@ -67,8 +75,6 @@ def reward_models(
     submitted label (`all`), on the accepted labels weighted by their author's quality weight
     (`filtered`: the product's quality-weighted training, `quality_weight`), and on the
     accepted labels of silver-or-better experts only (`silver_or_better`)."""
-    from projects.models import Submission
-    from scoring.engine.reward_model import fit_reward_model, pairwise_accuracy, quality_weight
 
     rows = list(
         Submission.objects.filter(project=world.project, item__is_gold=False)
@@ -108,10 +114,6 @@ def reward_models(
 
 
 def consensus(world: Any, run: Any) -> dict[str, float]:
-    from projects.models import Submission, SubmissionStatus
-    from scoring.engine.majority import majority_vote
-    from scoring.models import ItemConsensus
-
     work = list(
         Submission.objects.filter(
             project=world.project, item__is_gold=False, status=SubmissionStatus.ACCEPTED
@@ -138,9 +140,6 @@ def consensus(world: Any, run: Any) -> dict[str, float]:
 def _money(world: Any) -> tuple[dict[int, int], dict[int, int]]:
     """Per expert, over all projects: pay (sent by payout runs, plus what is payable and owed;
     not pending, not held) and the forfeited base."""
-    from django.db.models import Sum
-
-    from payouts.models import AccountKind, Earning, EarningStatus, LedgerAccount, PayoutLine
 
     users = [user.pk for user, _ in world.experts]
     paid: dict[int, int] = defaultdict(int)
@@ -163,12 +162,6 @@ def _money(world: Any) -> tuple[dict[int, int], dict[int, int]]:
 
 
 def _experts(world: Any, run: Any) -> list[dict[str, Any]]:
-    from django.db.models import Count
-
-    from contributors.models import ExpertProfile
-    from projects.models import QualityStop, Submission
-    from scoring.models import ContributorScore
-
     scores = {row.expert_id: row for row in ContributorScore.objects.filter(run=run)}
     paid, forfeited = _money(world)
     stopped = dict(
@@ -277,7 +270,6 @@ def summarise(
     world: Any, run: Any, payout_run: Any, side_accuracy: dict[str, float], output: Path
 ) -> dict[str, Any]:
     """Compute report.json, print the table, write report.md and the charts."""
-    from payouts.services.ledger import ledger_verify
 
     world.gold_items = set(world.project.items.filter(is_gold=True).values_list("pk", flat=True))
     world.discounted = _discounted(world)
@@ -332,7 +324,6 @@ def summarise(
 
 def _discounted(world: Any) -> dict[int, set[int]]:
     """Labels of stopped experts no longer count (they are not train labels in the run)."""
-    from projects.models import Submission
 
     rows = Submission.objects.filter(project=world.project, status="rejected").values_list(
         "expert_id", "item_id"
@@ -393,7 +384,6 @@ def _print(report: Any, data: dict[str, Any]) -> None:
 
 def _charts(data: dict[str, Any], output: Path) -> list[tuple[str, str]]:
     """SVG charts of the headline numbers, written beside report.md (no plotting library)."""
-    from marketplace.charts import bar_chart
 
     personas = data["personas"]
     names = [name for name, row in personas.items() if row["n"]]

@@ -21,9 +21,19 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
+from django.utils import timezone
 
+from contributors.models import Certification, CertificationRole, Skill
 from demo.crowd import SimClock, work_shift
 from demo.personas import BAD_PARTS, DIMENSIONS, GOOD_PARTS, NOISE, TOPICS, SimItem, make_item
+from demo.simulation import finished
+from demo.simulation import release_pending as release
+from payouts.services import funding
+from projects import reviews
+from projects import services as project_services
+from projects.models import Item, ProjectStatus, Review
+from scoring import services as scoring_services
+from scoring.models import ItemConsensus
 
 SIDE_ITEMS = 30
 RANKED_RESPONSES = 3
@@ -74,8 +84,6 @@ def is_good_text(text: str) -> bool:
 
 
 def _project(world: Any, task_type: str, title: str, rubric: dict[str, Any]) -> Any:
-    from projects import services as project_services
-
     reviewed = task_type in ("demonstration", "correction")
     project = project_services.project_create(
         lab=world.project.lab,
@@ -101,10 +109,6 @@ def _project(world: Any, task_type: str, title: str, rubric: dict[str, Any]) -> 
 
 
 def create_side_projects(world: Any) -> list[SideProject]:
-    from payouts.services import funding
-    from projects import services as project_services
-    from projects.models import Item, ProjectStatus
-
     instructions_only = {"dimensions": [], "instructions": "Use your clinical judgement."}
     specs: list[tuple[str, str, dict[str, Any]]] = [
         (
@@ -173,9 +177,6 @@ def create_side_projects(world: Any) -> list[SideProject]:
 def certify_reviewers(world: Any) -> list[tuple[Any, str]]:
     """Careful experts, and one average expert who accepts everything, get reviewer
     certifications in cardiology."""
-    from django.utils import timezone
-
-    from contributors.models import Certification, CertificationRole, Skill
 
     skill = Skill.objects.get(key="medicine.cardiology")
     careful = [user for user, persona in world.experts if persona == "careful"][:REVIEWERS]
@@ -223,7 +224,6 @@ def review_side_projects(
 ) -> int:
     """Reviewers work the review queues in simulated time: a careful reviewer accepts good
     text and rejects bad, the rubber stamp accepts everything."""
-    from projects import reviews
 
     decided = 0
     for entry in side:
@@ -249,7 +249,6 @@ def review_side_projects(
 
 def itertools_cycle(reviewers: list[tuple[Any, str]], project: Any) -> Any:
     """Reviewers take turns until the queue is empty (at most the project's labels)."""
-    from projects.models import Review
 
     limit = Review.objects.filter(project=project).count() + len(reviewers)
     for turn in range(limit):
@@ -259,10 +258,6 @@ def itertools_cycle(reviewers: list[tuple[Any, str]], project: Any) -> Any:
 def score_side_projects(world: Any, side: list[SideProject], seed: int) -> dict[str, float]:
     """Scoring runs for every side project (their snapshots release the pending pay), and the
     rating and ranking consensus accuracy against the truth."""
-    from demo.simulation import finished
-    from demo.simulation import release_pending as release
-    from scoring import services as scoring_services
-    from scoring.models import ItemConsensus
 
     accuracy: dict[str, float] = {}
     for entry in side:

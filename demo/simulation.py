@@ -24,11 +24,27 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.utils import timezone
 
+from contributors import services as contributor_services
+from contributors.models import Exam, ExamQuestion, Skill
+from demo import report as reporting
 from demo.crowd import SimClock, WorkLog, shift_start, simulated_time, work_shift
 from demo.personas import DIMENSIONS, PERSONAS, SimItem, answer_for, make_item
+from marketplace import services as lab_services
+from marketplace.models import User
+from payouts.models import PayoutAccount, PayoutRun
+from payouts.services import funding, payout_runs, webhooks
+from payouts.services.accounts import payout_account_onboarding_url
+from payouts.services.release import earnings_release
+from payouts.stripe_local.server import start_in_thread
+from projects import reviews, routing
+from projects import services as project_services
+from projects.models import Item, ProjectStatus
+from scoring import services as scoring_services
+from scoring.models import ScoringRun
 
 # The lab's own held-out eval pairs (gold lines with `"split": "eval"`, never served): the
 # trusted pairs impact is measured on, with the gold items experts answer.
@@ -77,13 +93,6 @@ class World:
 
 
 def _create_project(world: World, items: int) -> None:
-    from allauth.account.models import EmailAddress
-
-    from marketplace import services as lab_services
-    from marketplace.models import User
-    from projects import services as project_services
-    from projects.models import Item
-
     owner = User.objects.create_user(
         f"sim-lab-{world.token}@demo.local", "demo-password-123", name="Simulated Lab Owner"
     )
@@ -163,10 +172,6 @@ def _create_project(world: World, items: int) -> None:
 
 
 def _fund_and_open(world: World) -> None:
-    from payouts.services import funding
-    from projects import services as project_services
-    from projects.models import ProjectStatus
-
     amount = 3 * len(world.truth) * 300 + 200_000
     _, url = funding.funding_checkout_create(
         project=world.project, amount=amount, created_by=world.owner
@@ -180,14 +185,6 @@ def _fund_and_open(world: World) -> None:
 
 
 def _onboard_crowd(world: World) -> None:
-    from allauth.account.models import EmailAddress
-
-    from contributors import services as contributor_services
-    from contributors.models import Exam, ExamQuestion, Skill
-    from marketplace.models import User
-    from payouts.models import PayoutAccount
-    from payouts.services.accounts import payout_account_onboarding_url
-
     exam = Exam.objects.create(
         skill=Skill.objects.get(key="medicine.cardiology"),
         level=3,
@@ -269,7 +266,6 @@ def _work(world: World, clock: SimClock, shift_seconds: float) -> None:
 def finished(run: Any, timeout: float = 900.0) -> Any:
     """The scoring run once done: at once in the embedded default; with a broker its Shapley
     batches run on the Celery workers (`make demo-distributed`) and the run finishes there."""
-    from scoring.models import ScoringRun
 
     deadline = time.monotonic() + timeout
     while run.status not in ("succeeded", "failed") and time.monotonic() < deadline:
@@ -281,16 +277,12 @@ def finished(run: Any, timeout: float = 900.0) -> Any:
 def release_pending(run: Any) -> None:
     """A succeeded run releases the pending pay it clears once its transaction commits; called
     here too (it is idempotent per run), so the simulation does not depend on when that is."""
-    from payouts.services.release import earnings_release
 
     if run.status == "succeeded":
         earnings_release(run=run)
 
 
 def _pay(world: World, admin: Any) -> Any:
-    from payouts.models import PayoutRun
-    from payouts.services import payout_runs
-
     # A demo database outlives one run: start after the latest run's period.
     today = timezone.localdate()
     latest = PayoutRun.objects.filter(currency="usd").order_by("-period_end").first()
@@ -327,13 +319,8 @@ def simulate(
     side_projects: bool = True,
     payout: bool = True,
 ) -> Report:
-    from demo import report as reporting
-    from demo import side_projects as side_work
-    from marketplace.models import User
-    from payouts.services import webhooks
-    from payouts.stripe_local.server import start_in_thread
-    from projects import reviews, routing
-    from scoring import services as scoring_services
+    # Cycle broken here: side_projects reuses this module's helpers.
+    from demo import side_projects as side_work  # noqa: PLC0415
 
     report = Report()
     output = output or Path(settings.BASE_DIR) / "demo-output"

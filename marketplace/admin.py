@@ -1,5 +1,10 @@
+from __future__ import annotations
+
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.http import HttpRequest
 
 from marketplace.models import ApiKey, Lab, LabInvitation, Membership, User
 
@@ -41,3 +46,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ["lab", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
     readonly_fields = ["prefix", "created_at", "last_used_at"]
     exclude = ["key_hash"]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For records only services may write (money, scores): the admin shows, never edits."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

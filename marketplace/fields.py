@@ -8,6 +8,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from marketplace.currencies import is_supported_currency
+
 # 10^12 minor units (ten billion dollars) is above any real project and far below 2^63, so sums
 # of many amounts can never overflow a PostgreSQL bigint.
 MAX_MONEY_AMOUNT = 10**12
@@ -81,8 +83,6 @@ class CurrencyField(serializers.Field):
     }
 
     def to_internal_value(self, data: Any) -> str:
-        from marketplace.currencies import is_supported_currency
-
         if not is_supported_currency(data):
             self.fail("unsupported_currency", value=data)
         return str(data)

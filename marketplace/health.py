@@ -12,6 +12,7 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from kombu import Connection
 
 
 def _database() -> None:
@@ -21,8 +22,6 @@ def _database() -> None:
 
 
 def _broker() -> None:
-    from kombu import Connection
-
     with Connection(settings.CELERY_BROKER_URL, connect_timeout=2) as broker_connection:
         broker_connection.ensure_connection(max_retries=1, timeout=2)
 

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import logging
 import math
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.defaults import bad_request as django_bad_request
+from django.views.defaults import page_not_found as django_page_not_found
+from django.views.defaults import server_error as django_server_error
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -75,7 +80,7 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
         refused = Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
-        if exc.status_code == 429:
+        if exc.status_code in (429, 503):
             refused["Retry-After"] = str(_retry_after_seconds(exc.details))
         return refused
     if isinstance(exc, Http404):
@@ -120,9 +125,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 def _retry_after_seconds(details: Any) -> int:
     """When a 429's details say when to come back, the Retry-After header says it too."""
-    from datetime import datetime
-
-    from django.utils import timezone
 
     if isinstance(details, dict):
         for key in ("retry_after_seconds", "retry_after"):
@@ -146,7 +148,6 @@ def _is_api_path(request: HttpRequest) -> bool:
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if _is_api_path(request):
         return JsonResponse(error_body("not_found", "Not found."), status=404)
-    from django.views.defaults import page_not_found as django_page_not_found
 
     return django_page_not_found(request, exception or Http404())
 
@@ -159,7 +160,6 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
                 request, 413, "payload_too_large", "The request body is too large."
             )
         return error_response(request, 400, "bad_request", "Bad request.")
-    from django.views.defaults import bad_request as django_bad_request
 
     return django_bad_request(request, exception or Exception())
 
@@ -176,7 +176,6 @@ def server_error(request: HttpRequest) -> HttpResponse:
             },
             status=500,
         )
-    from django.views.defaults import server_error as django_server_error
 
     return django_server_error(request)
 

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from types import SimpleNamespace
 from typing import Any
 
+from allauth.account.internal.flows.login import get_authentication_records
+from allauth.mfa.models import Authenticator
 from django.conf import settings
+from django.contrib.sessions.backends.base import SessionBase
 from rest_framework import exceptions, permissions
 from rest_framework.request import Request
 
@@ -58,7 +62,6 @@ def request_person(request: Request) -> User:
 
 def user_has_mfa(user: Any) -> bool:
     """Whether a person has an authenticator app (TOTP) set up."""
-    from allauth.mfa.models import Authenticator
 
     if not isinstance(user, User):
         return False
@@ -80,7 +83,6 @@ class IsStaff(permissions.BasePermission):
 def _session_of(request: Any) -> Any:
     """The session the caller is signed in with: the headless session behind an
     `X-Session-Token` (DRF puts it in `request.auth`), else the browser session."""
-    from django.contrib.sessions.backends.base import SessionBase
 
     auth = getattr(request, "auth", None)
     if isinstance(auth, SessionBase):
@@ -93,9 +95,6 @@ def mfa_step_age_seconds(request: Any, user: Any) -> float | None:
     or a reauthentication), from allauth's own authentication records in the session; None
     if it never did. Adding an authenticator is not an MFA step: a session opened before TOTP
     was set up has none until it enters a code."""
-    from types import SimpleNamespace
-
-    from allauth.account.internal.flows.login import get_authentication_records
 
     session = _session_of(request)
     if session is None or not isinstance(user, User):

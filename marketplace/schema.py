@@ -11,6 +11,8 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
+from marketplace.idempotency import PARAMETER
+
 
 class LabApiKeyScheme(OpenApiAuthenticationExtension):
     target_class = "marketplace.authentication.LabApiKeyAuthentication"
@@ -72,6 +74,10 @@ ERROR_DESCRIPTIONS = {
         "(409 `idempotency_key_in_flight` while its first request still runs)."
     ),
     "429": "Too many requests; `Retry-After` says when to try again.",
+    "503": (
+        "`payment_provider_unavailable`: Stripe could not be reached; nothing was booked or "
+        "sent, and `Retry-After` says when to try again."
+    ),
 }
 
 
@@ -108,6 +114,15 @@ EXTRA_ERRORS: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/api/v1/reviews/{review_id}/decide/"): (409,),
     ("POST", "/api/v1/assignments/{assignment_id}/release/"): (409,),
     ("POST", "/api/v1/assignments/{assignment_id}/submit/"): (409, 410),
+    ("POST", "/api/v1/me/quality-stops/{stop_id}/appeal/"): (409,),
+    ("POST", "/api/v1/admin/quality-stops/{stop_id}/decide/"): (409,),
+}
+# Operations that call Stripe while the client waits: when Stripe is unreachable they answer
+# 503 (the provider is down, not the request wrong), never a bare 500.
+PROVIDER_ERRORS = {
+    ("POST", "/api/v1/projects/{project_id}/fund/"),
+    ("POST", "/api/v1/me/payout-account/"),
+    ("POST", "/api/v1/admin/payout-lines/{line_id}/retry/"),
 }
 
 
@@ -115,7 +130,8 @@ class AutoSchema(BaseAutoSchema):
     """Every operation documents the error answers it can give, in the shared error body:
     400 always (the input guard reads every request), 401 and 403 unless anyone may call it,
     404 when the path names an object, 413 and 415 when it takes a body; EXTRA_ERRORS adds the 404,
-    409, 410 and 429 that particular operations answer."""
+    409, 410 and 429 that particular operations answer, PROVIDER_ERRORS the 503 of those that
+    wait on Stripe."""
 
     def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
         bodies: dict[str, Any] = super()._get_response_bodies(direction)
@@ -143,6 +159,8 @@ class AutoSchema(BaseAutoSchema):
         if self.method in ("POST", "PUT", "PATCH"):
             codes += ["413", "415"]
         extra = list(EXTRA_ERRORS.get((self.method, self.path), ()))
+        if (self.method, self.path) in PROVIDER_ERRORS:
+            extra.append(503)
         if self._is_idempotent():
             extra += [409, 422]
         return codes + sorted({str(code) for code in extra if str(code) not in codes})
@@ -154,7 +172,5 @@ class AutoSchema(BaseAutoSchema):
     def get_override_parameters(self) -> list[Any]:
         parameters = list(super().get_override_parameters())
         if self._is_idempotent():
-            from marketplace.idempotency import PARAMETER
-
             parameters.append(PARAMETER)
         return parameters

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from pathlib import Path
 
 import environ
@@ -50,8 +51,6 @@ def _local_secret_key(path: Path) -> str:
             key = path.read_text().strip()
             if key:
                 return key
-            import time
-
             time.sleep(0.01)
         raise RuntimeError(f"{path} exists but is empty") from None
     key = secrets.token_urlsafe(50)

@@ -3,6 +3,8 @@ from __future__ import annotations
 from celery import shared_task
 
 from marketplace import services
+from marketplace.idempotency import idempotency_records_purge
+from marketplace.webhooks import webhook_deliver, webhook_deliver_due
 
 
 @shared_task(
@@ -14,15 +16,11 @@ def sessions_clear_expired_task() -> int:
 
 @shared_task(name="marketplace.tasks.webhook_deliver_task", time_limit=120, soft_time_limit=100)
 def webhook_deliver_task(delivery_id: int) -> str:
-    from marketplace.webhooks import webhook_deliver
-
     return webhook_deliver(delivery_id=delivery_id).status
 
 
 @shared_task(name="marketplace.tasks.webhook_deliver_due_task", time_limit=900, soft_time_limit=840)
 def webhook_deliver_due_task() -> int:
-    from marketplace.webhooks import webhook_deliver_due
-
     return webhook_deliver_due()
 
 
@@ -30,6 +28,4 @@ def webhook_deliver_due_task() -> int:
     name="marketplace.tasks.idempotency_records_purge_task", time_limit=600, soft_time_limit=540
 )
 def idempotency_records_purge_task() -> int:
-    from marketplace.idempotency import idempotency_records_purge
-
     return idempotency_records_purge()

@@ -317,3 +317,11 @@ class AdminHeldReleaseView(APIView):
 
 class AdminHeldForfeitView(AdminHeldReleaseView):
     forfeit = True
+
+    @extend_schema(
+        request=None,
+        responses=HeldMoneySerializer,
+        summary="Forfeit held money back to the escrows of the projects it was released on",
+    )
+    def post(self, request: Request, user_id: int) -> Response:
+        return super().post(request, user_id)

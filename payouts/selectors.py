@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
-from payouts.models import AccountKind, LedgerAccount, TransactionKind
+from django.db.models import BigIntegerField, Count, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Cast, TruncDate
+
+from payouts.models import (
+    AccountKind,
+    BankPayout,
+    Earning,
+    EarningStatus,
+    LedgerAccount,
+    LedgerEntry,
+    PayoutAccount,
+    PayoutLine,
+    PayoutLineStatus,
+    PayoutRun,
+    PayoutRunStatus,
+    TransactionKind,
+)
+from payouts.services.earnings import task_cost_ceiling
+from projects.models import Assignment, AssignmentStatus, QualityStop
 
 
 def project_escrow_balance(*, project: Any) -> int:
@@ -17,7 +36,6 @@ def project_escrow_balance(*, project: Any) -> int:
 def task_price_ceiling(*, project: Any) -> int:
     """The most one task can cost (an hourly task at its longest, the lease): what a lease
     reserves and a submit books (docs/MONEY.md, "What one task costs")."""
-    from payouts.services.earnings import task_cost_ceiling
 
     return task_cost_ceiling(project=project, cap_seconds=int(project.lease_minutes) * 60)
 
@@ -42,9 +60,6 @@ SPENDING_KINDS = (
 def project_spent(*, project: Any) -> int:
     """What the project's escrow has committed to labels so far: released to experts, waiting
     in pending, and set aside in reserve (minor units); what a budget cap limits."""
-    from django.db.models import Sum
-
-    from payouts.models import LedgerEntry
 
     total = LedgerEntry.objects.filter(
         account__kind=AccountKind.PROJECT_ESCROW,
@@ -56,7 +71,6 @@ def project_spent(*, project: Any) -> int:
 
 def escrow_balance_subquery() -> Any:
     """`project_escrow_balance` as a subquery on an outer Project row (NULL without one)."""
-    from django.db.models import OuterRef, Subquery
 
     accounts = LedgerAccount.objects.filter(
         kind=AccountKind.PROJECT_ESCROW, project=OuterRef("pk"), currency=OuterRef("currency")
@@ -66,10 +80,6 @@ def escrow_balance_subquery() -> Any:
 
 def project_spent_subquery() -> Any:
     """`project_spent` as a subquery on an outer Project row (NULL before any spending)."""
-    from django.db.models import BigIntegerField, OuterRef, Subquery, Sum
-    from django.db.models.functions import Cast
-
-    from payouts.models import LedgerEntry
 
     entries = LedgerEntry.objects.filter(
         account__kind=AccountKind.PROJECT_ESCROW,
@@ -82,10 +92,6 @@ def project_spent_subquery() -> Any:
 
 def project_spent_by_day(*, project: Any, since: Any) -> dict[Any, int]:
     """Spending of `project_spent`, per calendar day (UTC) since a moment, for the dashboard."""
-    from django.db.models import Sum
-    from django.db.models.functions import TruncDate
-
-    from payouts.models import LedgerEntry
 
     rows = (
         LedgerEntry.objects.filter(
@@ -102,14 +108,11 @@ def project_spent_by_day(*, project: Any, since: Any) -> dict[Any, int]:
 
 
 def payout_account_of(*, user: Any) -> Any:
-    from payouts.models import PayoutAccount
-
     return PayoutAccount.objects.filter(user=user).first()
 
 
 def bank_payouts_of(*, user: Any, limit: int = 20) -> list[Any]:
     """The expert's latest payouts to their bank, as Stripe reported them."""
-    from payouts.models import BankPayout
 
     return list(
         BankPayout.objects.filter(payout_account__user=user).order_by("-created_at", "-pk")[:limit]
@@ -118,14 +121,11 @@ def bank_payouts_of(*, user: Any, limit: int = 20) -> list[Any]:
 
 def payout_runs_needing_attention() -> Any:
     """Runs an admin has to act on: drafts to approve, approved to execute, stopped runs."""
-    from payouts.models import PayoutRun, PayoutRunStatus
 
     return PayoutRun.objects.exclude(status=PayoutRunStatus.COMPLETED)
 
 
 def payout_lines_for(*, user: Any) -> Any:
-    from payouts.models import PayoutLine
-
     return PayoutLine.objects.filter(user=user).select_related("run").order_by("-run_id")
 
 
@@ -138,12 +138,6 @@ def expert_earnings(*, user: Any) -> dict[str, Any]:
     """What an expert sees of their money: balances (pending, payable, held, paid) per
     currency, and per project the labels pending, released (at which tiers, with the effective
     hourly pay) and forfeited or reversed, each with its reason; their quality stops."""
-    from collections import defaultdict
-
-    from django.db.models import Count, Sum
-
-    from payouts.models import Earning, EarningStatus, LedgerEntry, PayoutLine, PayoutLineStatus
-    from projects.models import QualityStop
 
     balances: dict[str, dict[str, int]] = defaultdict(
         lambda: {"pending": 0, "payable": 0, "held": 0, "paid": 0}
@@ -239,11 +233,6 @@ def expert_earnings(*, user: Any) -> dict[str, Any]:
 def effective_hourly_by_expert(*, project: Any) -> dict[int, dict[str, Any]]:
     """Per expert on a project: released pay (with bonus) per hour of active time, and the
     same for pending work at base, for the lab's and the desk's tables."""
-    from collections import defaultdict
-
-    from django.db.models import Sum
-
-    from payouts.models import Earning, EarningStatus, LedgerEntry
 
     table: dict[int, dict[str, Any]] = defaultdict(
         lambda: {
@@ -292,10 +281,6 @@ def project_money(*, project: Any) -> dict[str, int]:
     `pending` base pay waiting for quality evidence, `paid` to experts (released, bonuses,
     review pay and appeals, less reversals), `spent` what a budget cap counts (pending +
     reserve + paid), and `fees` the platform's share of the fundings."""
-    from django.db.models import Q, Sum
-
-    from payouts.models import LedgerEntry
-    from projects.models import Assignment, AssignmentStatus
 
     balances = {
         kind: int(total or 0)

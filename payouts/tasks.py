@@ -4,6 +4,8 @@ from celery import shared_task
 
 from payouts.models import PayoutRun
 from payouts.services import ledger, payout_runs, release, webhooks
+from projects.models import Project
+from scoring.models import ScoringRun
 
 
 @shared_task(
@@ -19,7 +21,6 @@ def payout_run_execute_task(run_id: int) -> dict[str, object]:
 @shared_task(name="payouts.tasks.earnings_release_task", time_limit=1800, soft_time_limit=1740)
 def earnings_release_task(run_id: int) -> dict[str, int]:
     """Release what a succeeded scoring run's evidence clears (idempotent per run)."""
-    from scoring.models import ScoringRun
 
     run = ScoringRun.objects.select_related("project").get(pk=run_id)
     return release.earnings_release(run=run).__dict__
@@ -28,7 +29,6 @@ def earnings_release_task(run_id: int) -> dict[str, int]:
 @shared_task(name="payouts.tasks.earnings_settle_task", time_limit=1800, soft_time_limit=1740)
 def earnings_settle_task(project_id: int) -> None:
     """A closed project settles its pending pay (see `earnings_settle_closed_project`)."""
-    from projects.models import Project
 
     release.earnings_settle_closed_project(project=Project.objects.get(pk=project_id))
 

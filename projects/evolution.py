@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from django.db import transaction
 
+from contributors.models import ExpertProfile
 from marketplace.errors import DomainError
 from marketplace.models import User
 from projects import selectors, services
@@ -170,7 +171,6 @@ def dimension_trends(*, project: Project) -> dict[str, Any]:
     dimensions moved together or against each other (Pearson correlation of their changes,
     given at least three model versions). Only labels that count: accepted ones (a stopped
     expert's labels were discounted), and an AI judge's only where the lab lets them count."""
-    from contributors.models import ExpertProfile
 
     rows = (
         Submission.objects.filter(

@@ -25,6 +25,7 @@ from typing import IO, Any
 import numpy as np
 from django.utils import timezone
 
+from contributors.models import ExpertProfile
 from contributors.selectors import pseudonym_from_secret
 from projects.models import (
     Dimension,
@@ -105,8 +106,6 @@ class ExportContext:
 
 
 def export_context(*, project: Project, filters: ExportFilters) -> ExportContext:
-    from contributors.models import ExpertProfile
-
     run = scoring_selectors.latest_succeeded_run(project=project)
     judges = frozenset(ExpertProfile.objects.exclude(ai_judge="").values_list("user_id", flat=True))
     return ExportContext(

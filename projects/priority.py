@@ -19,6 +19,8 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from projects.models import Assignment, Item, Project
+from scoring.models import ContributorScore
+from scoring.selectors import latest_succeeded_run
 
 PRIORITY_WINDOW = timedelta(minutes=15)
 NEUTRAL_STRENGTH = 0.5
@@ -33,10 +35,6 @@ def _heaviest_dimension(config: Any) -> str | None:
 
 
 def _strengths(project: Project, key: str, experts: set[int]) -> dict[int, float]:
-    # A deliberate cycle (projects -> scoring): the strength comes from the latest snapshot.
-    from scoring.models import ContributorScore
-    from scoring.selectors import latest_succeeded_run
-
     run = latest_succeeded_run(project=project)
     if run is None:
         return {}

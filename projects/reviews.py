@@ -15,6 +15,7 @@ from contributors import eligibility
 from contributors.models import Certification, CertificationRole
 from marketplace.errors import Conflict, DomainError, DomainValidationError
 from marketplace.models import User
+from payouts.services.earnings import earning_reverse, review_pay_book, review_pay_reserve
 from projects.answers import dimension_specs, validate_answer
 from projects.models import Item, Project, ProjectStatus, Review, ReviewStatus, Submission
 
@@ -36,7 +37,6 @@ def review_maybe_sample(*, submission: Submission) -> Review | None:
     if _random.random() >= project.review_rate:
         return None
     review = Review.objects.create(submission=submission, project=project)
-    from payouts.services.earnings import review_pay_reserve
 
     review_pay_reserve(review=review)
     return review
@@ -125,7 +125,6 @@ def review_decide(
         if decision == ReviewStatus.REJECTED:
             locked.note = _reject_submission(submission)
         locked.save()
-        from payouts.services.earnings import review_pay_book
 
         review_pay_book(review=locked)
     return locked
@@ -134,7 +133,6 @@ def review_decide(
 def _reject_submission(submission: Submission) -> str:
     """Re-queue the item for a new label and take the earning back (if still unpaid): the
     payouts app books the money (`earning_reverse`)."""
-    from payouts.services.earnings import earning_reverse
 
     item = Item.objects.select_for_update().get(pk=submission.item_id)
     Submission.objects.filter(pk=submission.pk).update(status="rejected")

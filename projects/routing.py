@@ -31,6 +31,9 @@ from contributors import eligibility
 from contributors.models import ExpertProfile
 from marketplace.errors import Conflict, DomainError, DomainValidationError, Gone
 from marketplace.models import User
+from marketplace.webhooks import webhook_emit
+from payouts.services import earning_book
+from payouts.services.earnings import billable_seconds_cap
 from projects.answers import dimension_specs, validate_answer
 from projects.models import (
     Assignment,
@@ -46,6 +49,8 @@ from projects.models import (
     TaskType,
 )
 from projects.priority import yields_to_stronger
+from projects.reviews import review_maybe_sample
+from projects.selectors import project_list_for_expert
 from projects.work_config import (
     funds_left,
     money_and_leases,
@@ -54,6 +59,7 @@ from projects.work_config import (
     task_price_ceiling,
     work_config,
 )
+from scoring.services.gate import quality_gate_check
 
 # Gold draws come from a CSPRNG: an expert must not be able to predict which task is gold.
 _random = random.SystemRandom()
@@ -264,7 +270,6 @@ def _billable_cap(project: Project) -> int:
     the project's median once known); per-task projects: the lease (for pay per hour shown)."""
     if project.pay_unit != PayUnit.HOUR:
         return int(project.lease_minutes) * 60
-    from payouts.services.earnings import billable_seconds_cap
 
     return billable_seconds_cap(project)
 
@@ -298,7 +303,6 @@ def _candidate_exists(project: Project, expert: User) -> bool:
 
 def qualified_projects_ranked(*, expert: User) -> list[Project]:
     """Projects the expert may claim in, best fit and best paid first."""
-    from projects.selectors import project_list_for_expert
 
     qualifications = eligibility.expert_qualifications(expert=expert)
 
@@ -356,7 +360,6 @@ def assignment_submit(
     A second submit is 409 (also when two arrive at once: the assignment row is locked and
     re-read); after the lease ended it is 410.
     """
-    from payouts.services import earning_book
 
     now = timezone.now()
     item = assignment.item
@@ -412,8 +415,6 @@ def assignment_submit(
         )
         locked_item.save(update_fields=["labels_count", "target_labels", "is_open"])
         if not locked_item.is_gold and locked_item.labels_count == locked_item.target_labels:
-            from marketplace.webhooks import webhook_emit
-
             webhook_emit(
                 lab_id=project.lab_id,
                 event_type="item.completed",
@@ -425,14 +426,9 @@ def assignment_submit(
                 },
             )
         earning_book(submission=submission, cap_seconds=locked.billable_seconds_cap)
-        from projects.reviews import review_maybe_sample
 
         review_maybe_sample(submission=submission)
         if locked_item.is_gold:
-            # A deliberate cycle (projects -> scoring): the gate re-tests the expert's gold
-            # evidence on every gold answer, in this transaction, and may stop them at once.
-            from scoring.services.gate import quality_gate_check
-
             quality_gate_check(submission=submission)
     return submission
 

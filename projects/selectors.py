@@ -6,16 +6,19 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Avg, Count, Max, Min, Prefetch, Q, QuerySet
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from contributors import eligibility
 from marketplace import selectors as marketplace_selectors
 from marketplace.errors import NotFoundError
 from marketplace.models import Membership
+from payouts.selectors import project_can_pay_one_task, project_money
 from projects.models import (
     Dimension,
     DimensionKind,
+    GoldAnswer,
     Item,
     Project,
     ProjectStatus,
@@ -24,6 +27,7 @@ from projects.models import (
     SubmissionStatus,
     TaskType,
 )
+from scoring.selectors import latest_succeeded_run
 
 
 @dataclass(frozen=True)
@@ -146,7 +150,6 @@ def project_publish_problems(*, project: Project) -> list[dict[str, str]]:
         )
     if not Item.objects.filter(project=project, is_gold=False).exists():
         problems.append({"field": "items", "message": "the project needs at least one item"})
-    from payouts.selectors import project_can_pay_one_task
 
     if not project_can_pay_one_task(project=project):
         problems.append(
@@ -181,9 +184,6 @@ def _distribution(dimension: Dimension, values: list[Any]) -> dict[str, Any]:
 def gold_freshness(*, project: Project) -> dict[str, Any]:
     """The gold pool as the lab should watch it: served gold (active, retired after
     `gold_max_exposures`), the lab's eval-only pairs, how often gold was exposed, its age."""
-    from django.db.models import Avg, Max, Min
-
-    from projects.models import GoldAnswer
 
     served = GoldAnswer.objects.filter(item__project=project, item__split="train")
     summary = served.aggregate(
@@ -240,13 +240,9 @@ def project_stats(*, project: Project) -> dict[str, Any]:
             for key, value in (answer.get("answers") or {}).items():
                 values[key].extend(value if isinstance(value, list) else [value])
 
-    from payouts.selectors import project_money
-
     money = project_money(project=project)
     spent = money["spent"]
     labels = label_counts["labels"]
-    from payouts.selectors import project_can_pay_one_task
-    from scoring.selectors import latest_succeeded_run
 
     run = latest_succeeded_run(project=project)
     alphas = (run.summary.get("alpha") or {}) if run else {}
@@ -305,7 +301,6 @@ def project_stats(*, project: Project) -> dict[str, Any]:
 
 def project_labels_by_day(*, project: Project, since: Any) -> dict[Any, int]:
     """Accepted labels per calendar day (UTC) since a moment: the dashboard's throughput."""
-    from django.db.models.functions import TruncDate
 
     rows = (
         Submission.objects.filter(

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -240,7 +241,7 @@ def project_transition(
         locked.save(update_fields=["status", "updated_at"])
         if to_status == ProjectStatus.CLOSED:
             # A deliberate cycle (projects -> payouts): closing settles the pending pay.
-            from payouts.tasks import earnings_settle_task
+            from payouts.tasks import earnings_settle_task  # noqa: PLC0415
 
             transaction.on_commit(lambda: earnings_settle_task.delay(locked.pk))
     return locked
@@ -455,6 +456,4 @@ def _analyze_items() -> None:
 
 
 def _max_listed() -> int:
-    from django.conf import settings
-
     return int(settings.IMPORT_MAX_LISTED_ERRORS)

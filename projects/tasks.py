@@ -3,6 +3,8 @@ from __future__ import annotations
 from celery import shared_task
 
 from projects import routing
+from projects.export_jobs import export_job_run
+from projects.feed import feed_route, feed_route_all_pending
 
 
 @shared_task(name="projects.tasks.leases_expire_task", time_limit=300, soft_time_limit=240)
@@ -12,22 +14,16 @@ def leases_expire_task() -> int:
 
 @shared_task(name="projects.tasks.feed_route_task", time_limit=600, soft_time_limit=540)
 def feed_route_task(project_id: int) -> int:
-    from projects.feed import feed_route
-
     return feed_route(project_id=project_id)
 
 
 @shared_task(name="projects.tasks.feed_route_pending_task", time_limit=900, soft_time_limit=840)
 def feed_route_pending_task() -> int:
-    from projects.feed import feed_route_all_pending
-
     return feed_route_all_pending()
 
 
 @shared_task(name="projects.tasks.export_job_run_task", time_limit=3600, soft_time_limit=3500)
 def export_job_run_task(job_id: int) -> str:
-    from projects.export_jobs import export_job_run
-
     return export_job_run(job_id=job_id).status
 
 

@@ -11,6 +11,8 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, Subquery, Su
 from django.db.models.functions import Coalesce
 
 from marketplace.models import User
+from payouts.selectors import escrow_balance_subquery, project_spent_subquery
+from payouts.services.earnings import task_cost_ceiling
 from projects.models import (
     Assignment,
     AssignmentStatus,
@@ -81,7 +83,6 @@ def task_price_ceiling(project: Project, cap_seconds: int | None = None) -> int:
     """What one task may cost at most (reserved by its lease, booked at submit): base at the
     highest tier's uplift, the bonus share and review pay; an hourly task billed at its cap
     (by default the lease)."""
-    from payouts.services.earnings import task_cost_ceiling
 
     if cap_seconds is None:
         cap_seconds = int(project.lease_minutes) * 60
@@ -91,7 +92,6 @@ def task_price_ceiling(project: Project, cap_seconds: int | None = None) -> int:
 def money_and_leases(project: Project, expert: User | None = None) -> dict[str, int]:
     """One query: escrow balance, reservations of active leases, spending (with a budget),
     and with `expert` that expert's assignments in the project (all, and active)."""
-    from payouts.selectors import escrow_balance_subquery, project_spent_subquery
 
     def total(rows: Any, column: Any) -> Coalesce:
         summed = rows.order_by().values("project").annotate(total=column).values("total")

@@ -18,6 +18,7 @@ from marketplace.models import User
 from projects.answers import dimension_specs, validate_answer
 from projects.automatic import submission_record_automatic
 from projects.models import Project, TaskType
+from projects.selectors import project_current_rubric
 
 JUDGED_TASK_TYPES = frozenset({TaskType.PAIRWISE, TaskType.RANKING, TaskType.RATING})
 
@@ -52,7 +53,6 @@ def ai_contributor_ids(*, expert_ids: list[int]) -> set[int]:
 def ai_judge_run(*, project: Project) -> JudgeReport:
     """Label every item of the project (gold included: that is how the judge is measured)
     that its judge has not labeled yet, with the current rubric version."""
-    from projects.selectors import project_current_rubric
 
     name = project.ai_judge
     if not name or name not in settings.AI_JUDGES:

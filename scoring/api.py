@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
@@ -23,11 +25,14 @@ from marketplace.permissions import (
     lab_for_caller,
     request_person,
 )
+from payouts.selectors import effective_hourly_by_expert
 from projects.api import lab_project
 from projects.models import Project, QualityStop
 from scoring import selectors, services
+from scoring.ai import ai_judge_configure
 from scoring.models import ContributorScore, ScoringRun
 from scoring.services import gate
+from scoring.tasks import ai_judge_run_task
 
 
 class ScoringRunSerializer(serializers.ModelSerializer):
@@ -182,9 +187,9 @@ class ProjectContributorsView(APIView):
         summary="Per contributor (pseudonym only): n, gold, agreement, impact +- se, tier",
     )
     def get(self, request: Request, project_id: int) -> Response:
-        from payouts.selectors import effective_hourly_by_expert
-
-        project = lab_project(request, project_id, frozenset(LAB_READ_ROLES))
+        # Lab API keys read it too, like stats and scoring runs (docs/API.md, "Scores").
+        roles = frozenset({*LAB_READ_ROLES, marketplace_selectors.API_KEY_ROLE})
+        project = lab_project(request, project_id, roles)
         run = selectors.latest_succeeded_run(project=project)
         pay = effective_hourly_by_expert(project=project)
         rows = [
@@ -266,8 +271,6 @@ class AiJudgeSerializer(serializers.Serializer):
     run = serializers.BooleanField(default=True, help_text="label the items now (queued)")
 
     def validate_judge(self, value: str) -> str:
-        from django.conf import settings
-
         if value and value not in settings.AI_JUDGES:
             raise serializers.ValidationError(f"one of {sorted(settings.AI_JUDGES)}")
         return value
@@ -280,11 +283,6 @@ class ProjectAiJudgeView(APIView):
         summary="Set the project's AI judge (scored like an expert, never paid) and run it",
     )
     def post(self, request: Request, project_id: int) -> Response:
-        from django.db import transaction
-
-        from scoring.ai import ai_judge_configure
-        from scoring.tasks import ai_judge_run_task
-
         project = lab_project(request, project_id, LAB_MANAGE_ROLES)
         payload = AiJudgeSerializer(data=request.data)
         payload.is_valid(raise_exception=True)

@@ -19,6 +19,8 @@ import re
 import urllib.request
 from typing import Any
 
+from django.conf import settings
+
 CAUTIOUS = (
     "consult",
     "cardiologist",
@@ -108,7 +110,6 @@ def openai_judge(
 ) -> dict[str, Any]:
     """Ask an OpenAI-compatible endpoint for the answer as JSON (settings give URL, key and
     model; the URL is operator configuration, not user input)."""
-    from django.conf import settings
 
     instructions = (
         "You are a careful expert reviewer. Reply with JSON only, in this shape: "
@@ -144,8 +145,6 @@ def openai_judge(
 
 
 def _openai_version() -> str:
-    from django.conf import settings
-
     return f"openai:{settings.AI_JUDGE_OPENAI_MODEL}"
 
 

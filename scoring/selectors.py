@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Max
 
-from contributors.selectors import expert_pseudonym
+from contributors.models import ExpertProfile
+from contributors.selectors import expert_pseudonym, pseudonym_from_secret
 from marketplace.models import User
-from scoring.engine.tiers import TIERS
+from scoring.engine.gold import gold_posterior
+from scoring.engine.reward_model import quality_weight
+from scoring.engine.tiers import TIERS, tier_for
 from scoring.models import ContributorScore, ItemConsensus, ScoringRun, ScoringRunStatus, Tier
 
 
@@ -49,7 +53,6 @@ def likert_consensus(*, run: ScoringRun, item_ids: list[int]) -> dict[tuple[int,
 
 def contributor_quality_weights(*, run: ScoringRun | None) -> dict[int, float]:
     """expert id -> the quality weight of their labels for training (from the composite)."""
-    from scoring.engine.reward_model import quality_weight
 
     if run is None:
         return {}
@@ -115,9 +118,6 @@ def expert_reputation(*, expert: Any, lab_id: int | None = None) -> list[Reputat
 
     `lab_id` limits the evidence to that lab's projects unless the expert opted in to sharing.
     """
-    from contributors.models import ExpertProfile
-    from scoring.engine.gold import gold_posterior
-    from scoring.engine.tiers import tier_for
 
     scores = expert_scores(expert=expert)
     if lab_id is not None:
@@ -177,8 +177,6 @@ def expert_reputation(*, expert: Any, lab_id: int | None = None) -> list[Reputat
 
 def lab_contributor_by_pseudonym(*, lab_id: int, pseudonym: str) -> Any:
     """The expert behind a lab-stable pseudonym, among those who worked for this lab."""
-    from contributors.selectors import pseudonym_from_secret
-    from marketplace.models import User
 
     workers = User.objects.filter(submissions__project__lab_id=lab_id).distinct()
     for worker in workers.only("id", "pseudonym_secret"):
@@ -233,7 +231,6 @@ def hourly_by_tier(
 ) -> list[dict[str, Any]]:
     """Per tier of a run: contributors, active hours and effective pay per hour of released
     work (with bonuses), from `payouts.selectors.effective_hourly_by_expert`'s table."""
-    from collections import defaultdict
 
     if run is None:
         return []

@@ -2,7 +2,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from projects.models import Project
 from scoring import services
+from scoring.ai import ai_judge_run
+from scoring.services.gate import quality_stop_discount
 
 
 @shared_task(
@@ -41,15 +44,10 @@ def scoring_run_merge_task(batches: list[dict[str, object]], run_id: int) -> str
 
 @shared_task(name="scoring.tasks.ai_judge_run_task", time_limit=3600, soft_time_limit=3500)
 def ai_judge_run_task(project_id: int) -> dict[str, int]:
-    from projects.models import Project
-    from scoring.ai import ai_judge_run
-
     report = ai_judge_run(project=Project.objects.get(pk=project_id))
     return {"labeled": report.labeled, "invalid": report.invalid}
 
 
 @shared_task(name="scoring.tasks.quality_stop_discount_task", time_limit=600, soft_time_limit=540)
 def quality_stop_discount_task(stop_id: int) -> int:
-    from scoring.services.gate import quality_stop_discount
-
     return quality_stop_discount(stop_id=stop_id)

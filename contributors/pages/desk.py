@@ -35,14 +35,15 @@ from marketplace.pages.common import (
     posted_number,
     staff_desk,
 )
+from payouts.selectors import expert_earnings as payable_summary
+from payouts.selectors import payout_runs_needing_attention
+from payouts.services import held_forfeit, held_release
+from projects.models import QualityStop, QualityStopStatus
+from scoring.selectors import flagged_scores
 
 
 @staff_desk
 def desk_home(request: HttpRequest) -> HttpResponse:
-    from payouts.selectors import payout_runs_needing_attention
-    from projects.models import QualityStop, QualityStopStatus
-    from scoring.selectors import flagged_scores
-
     return render(
         request,
         "contributors/desk_home.html",
@@ -170,7 +171,6 @@ def desk_suspensions(request: HttpRequest) -> HttpResponse:
     suspended = User.objects.filter(expert_profile__suspended_at__isnull=False).select_related(
         "expert_profile"
     )
-    from payouts.selectors import expert_earnings as payable_summary
 
     held = {
         user.pk: {
@@ -194,7 +194,6 @@ def desk_suspensions(request: HttpRequest) -> HttpResponse:
 @require_POST
 def desk_held_money(request: HttpRequest, user_id: int) -> HttpResponse:
     """Release a suspended expert's held earnings to them, or forfeit them to the projects."""
-    from payouts.services import held_forfeit, held_release
 
     expert = get_object_or_404(User, pk=user_id)
     forfeit = request.POST.get("action") == "forfeit"

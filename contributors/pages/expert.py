@@ -37,6 +37,7 @@ from marketplace.pages.common import (
     page_user,
     posted_number,
 )
+from payouts.selectors import payout_account_of
 
 
 def _lines(text: str) -> list[str]:
@@ -48,7 +49,6 @@ def onboarding_steps(user: User) -> list[dict[str, Any]]:
     profile = selectors.expert_profile(expert=user)
     now = timezone.now()
     certifications = selectors.certifications_of(expert=user)
-    from payouts.selectors import payout_account_of
 
     account = payout_account_of(user=user)
     return [

@@ -12,10 +12,13 @@ from collections.abc import Callable, Iterable
 from functools import wraps
 from typing import Any
 
+from allauth.account.internal.flows.reauthentication import suspend_request
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import BadRequest
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from rest_framework import exceptions
 
 from marketplace import selectors
@@ -56,9 +59,6 @@ def staff_desk(view: View) -> View:
         if not user_has_mfa(request.user):
             return render(request, "marketplace/mfa_required.html", status=403)
         if request.method == "POST" and not has_recent_mfa(request, request.user):
-            from allauth.account.internal.flows.reauthentication import suspend_request
-            from django.urls import reverse
-
             return suspend_request(request, reverse("mfa_reauthenticate"))
         return view(request, *args, **kwargs)
 
@@ -96,7 +96,6 @@ def error_messages(error: Refusal) -> list[str]:
 
 def flash_errors(request: HttpRequest, error: Refusal) -> None:
     """Show a service's refusal on the next page, one message per problem."""
-    from django.contrib import messages
 
     for message in error_messages(error):
         messages.error(request, message)

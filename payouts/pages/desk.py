@@ -21,6 +21,8 @@ from payouts import selectors, tasks
 from payouts.api import PayoutRunCreateSerializer
 from payouts.models import PayoutLine, PayoutRun, PayoutRunStatus
 from payouts.services import payout_runs
+from projects.models import Project
+from scoring import selectors as scoring_selectors
 
 
 @staff_desk
@@ -101,8 +103,6 @@ def desk_payout_run_action(request: HttpRequest, run_id: int) -> HttpResponse:
 def desk_pay(request: HttpRequest) -> HttpResponse:
     """Pay per hour, per project: by tier, and per expert (released pay and bonuses per hour of
     server-measured active time), with what is pending and forfeited."""
-    from projects.models import Project
-    from scoring import selectors as scoring_selectors
 
     rows = []
     for project in (

@@ -10,8 +10,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from marketplace.models import User
+from marketplace.templatetags.marketplace_tags import money
 from payouts.models import BankPayout, BankPayoutStatus, PayoutAccount
 from payouts.services.funding import PaymentProviderUnavailable
+from payouts.services.notify import email_after_commit
 from payouts.stripe_gateway import stripe_client
 
 
@@ -125,9 +127,6 @@ def bank_payout_record(*, stripe_account: str, payout: dict[str, Any]) -> tuple[
 
 
 def _tell_expert_payout_failed(account: PayoutAccount, amount: int, fields: dict[str, Any]) -> None:
-    from marketplace.templatetags.marketplace_tags import money
-    from payouts.services.notify import email_after_commit
-
     email_after_commit(
         recipients=[account.user.email],
         subject="Your payout to your bank failed",

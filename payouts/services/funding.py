@@ -17,6 +17,7 @@ from payouts.models import AccountKind, Funding, FundingStatus, TransactionKind
 from payouts.services.ledger import account_for, ledger_post
 from payouts.services.notify import staff_alert
 from payouts.stripe_gateway import stripe_client
+from projects.models import Project
 
 
 class PaymentProviderUnavailable(DomainError):
@@ -221,7 +222,6 @@ def funding_credit(*, evidence: CheckoutEvidence) -> tuple[bool, str]:
         )
         if created:
             # Money arrived: the next low-budget crossing is worth telling the lab about again.
-            from projects.models import Project
 
             Project.objects.filter(pk=funding.project_id).update(budget_low_notified_at=None)
         if funding.status != FundingStatus.PAID:

@@ -35,6 +35,7 @@ from payouts.services.ledger import (
     account_for,
     ledger_post,
 )
+from projects.models import Project
 
 
 def earnings_forfeit(*, stop: Any) -> int:
@@ -157,7 +158,6 @@ def held_forfeit(*, user: User) -> int:
     (the ledger does not track which releases a payout consumed); the rounding residue goes to
     the project with the largest share, so the split always sums exactly.
     """
-    from projects.models import Project
 
     moved = 0
     with transaction.atomic():

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 
 from marketplace.errors import DomainError
 from payouts.models import (
@@ -121,7 +121,6 @@ def accounts_for(
 ) -> list[LedgerAccount]:
     """Several accounts (kind, currency, project, user) in one query, creating any missing:
     the submit path books three accounts on every label."""
-    from django.db.models import Q
 
     condition = Q(pk__in=[])
     for kind, currency, project, user in specs:

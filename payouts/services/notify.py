@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.conf import settings
+from django.core.mail import send_mail
 from django.db import transaction
 
 from marketplace.models import User
@@ -16,7 +17,6 @@ def email_after_commit(*, recipients: Iterable[str], subject: str, message: str)
     addresses = sorted({address for address in recipients if address})
     if not addresses:
         return
-    from django.core.mail import send_mail
 
     transaction.on_commit(
         lambda: send_mail(

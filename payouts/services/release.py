@@ -16,6 +16,7 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
+from contributors.models import ExpertProfile
 from marketplace.models import User
 from payouts.models import (
     Earning,
@@ -38,6 +39,10 @@ from payouts.services.earnings import (
 from payouts.services.ledger import (
     ledger_post,
 )
+from projects.models import ProjectStatus, QualityStop, Submission
+from scoring.models import ContributorScore, Tier
+from scoring.selectors import latest_succeeded_run
+from scoring.services import scoring_run_create
 
 logger = logging.getLogger(__name__)
 # A bonus goes to impact distinguishable from zero: its lower bound at this many standard
@@ -93,9 +98,6 @@ def earnings_release(*, run: Any) -> ReleaseReport:
     on the project, or still provisional (too little evidence: they wait for the next run, or
     for the project's close, when provisional work is released at x1.0). Then the bonus
     shares of the released labels are split by impact's lower confidence bound."""
-    from contributors.models import ExpertProfile
-    from projects.models import ProjectStatus, QualityStop
-    from scoring.models import ContributorScore, Tier
 
     project = run.project
     scores = {
@@ -156,9 +158,6 @@ def earnings_settle_closed_project(*, project: Any) -> None:
     """A closed project settles its pending pay: the latest scoring run that covers every
     label releases it (provisional work at x1.00 now that no more evidence will come), or a
     new run is queued whose completion does."""
-    from projects.models import Submission
-    from scoring.selectors import latest_succeeded_run
-    from scoring.services import scoring_run_create
 
     latest = latest_succeeded_run(project=project)
     newest = (

@@ -25,8 +25,9 @@ import stripe
 from django.db import transaction
 from django.db.models import Q
 
-from marketplace.models import MANAGING_ROLES, Membership
+from marketplace.models import MANAGING_ROLES, Membership, WebhookEvent
 from marketplace.templatetags.marketplace_tags import money
+from marketplace.webhooks import webhook_emit
 from payouts.models import (
     AccountKind,
     Funding,
@@ -46,6 +47,8 @@ from payouts.services.funding import (
 from payouts.services.ledger import account_for, ledger_post
 from payouts.services.notify import email_after_commit, staff_alert
 from payouts.stripe_gateway import stripe_client
+from projects import services as project_services
+from projects.models import ProjectStatus
 
 REFUND_EVENTS = frozenset(
     {
@@ -336,8 +339,6 @@ def _reinstate(*, funding: Funding, original_key: str, key: str, cause: str) -> 
 def _pause_if_short(funding: Funding, short: int, cause: str, stripe_id: str) -> bool:
     if not short:
         return False
-    from projects import services as project_services
-    from projects.models import ProjectStatus
 
     project = funding.project
     if project.status != ProjectStatus.OPEN:
@@ -365,9 +366,6 @@ def _lab_managers(funding: Funding) -> list[str]:
 def _tell_the_lab(
     funding: Funding, *, cause: str, amount: int, taken: int, short: int, paused: bool
 ) -> None:
-    from marketplace.models import WebhookEvent
-    from marketplace.webhooks import webhook_emit
-
     project = funding.project
     webhook_emit(
         lab_id=project.lab_id,

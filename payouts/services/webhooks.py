@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from marketplace.errors import DomainError
 from payouts.models import StripeEvent, StripeEventStatus
-from payouts.services import accounts, funding, reversals
+from payouts.services import accounts, funding, payout_runs, reversals
+from payouts.services.payout_runs import events
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +113,6 @@ def _fetch(stored: StripeEvent) -> Any:
     if stored.type in reversals.DISPUTE_EVENTS:
         return reversals.dispute_fetch(obj=obj)
     if stored.type.startswith("transfer."):
-        from payouts.services.payout_runs import events
-
         transfer_id = events.event_transfer_id(obj)
         return events.transfer_fetch(transfer_id=transfer_id) if transfer_id else None
     return None
@@ -148,8 +147,6 @@ def _dispatch(stored: StripeEvent, evidence: Any) -> tuple[str, str]:
         booked, note = accounts.bank_payout_record(stripe_account=stored.account, payout=obj)
         return (StripeEventStatus.APPLIED, "") if booked else (StripeEventStatus.IGNORED, note)
     if stored.type.startswith("transfer."):
-        from payouts.services import payout_runs
-
         if evidence is None:
             return StripeEventStatus.IGNORED, "no transfer named"
         return payout_runs.payout_event_apply(event_type=stored.type, evidence=evidence)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import StreamingHttpResponse
+from django.http import FileResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -23,9 +24,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from marketplace import selectors as marketplace_selectors
-from marketplace.errors import DomainError
+from marketplace.errors import Conflict, DomainError
 from marketplace.http_errors import error_body
 from marketplace.idempotency import body_stream, idempotent
+from marketplace.models import User
 from marketplace.permissions import (
     LAB_MANAGE_ROLES,
     LAB_PIPELINE_ROLES,
@@ -34,7 +36,8 @@ from marketplace.permissions import (
 )
 from marketplace.selectors import API_KEY_ROLE
 from projects import exports, selectors, services
-from projects.models import Project, ProjectStatus
+from projects.export_jobs import export_job_create
+from projects.models import ExportJob, Project, ProjectStatus
 from projects.serializers import (
     PROJECT_FOR_CALLER,
     PROJECT_ROW_FOR_CALLER,
@@ -434,8 +437,6 @@ class ProjectExportJobsView(APIView):
         summary="Write an export to a file in the background; `export.ready` fires when done",
     )
     def post(self, request: Request, project_id: int) -> Response:
-        from projects.export_jobs import export_job_create
-
         project = lab_project(request, project_id, LAB_PIPELINE_ROLES)
         body = request.data if isinstance(request.data, dict) else {}
         query = ExportQuerySerializer(
@@ -447,7 +448,6 @@ class ProjectExportJobsView(APIView):
             raise DomainError(
                 "This format does not fit the task type.", code="format_not_supported"
             )
-        from marketplace.models import User
 
         person = request.user if isinstance(request.user, User) else None
         job = export_job_create(project=project, filters=filters, created_by=person)
@@ -455,10 +455,6 @@ class ProjectExportJobsView(APIView):
 
 
 def _export_job(request: Request, job_id: int) -> Any:
-    from django.shortcuts import get_object_or_404
-
-    from projects.models import ExportJob
-
     job = get_object_or_404(ExportJob, pk=job_id)
     lab_project(request, job.project_id, LAB_PIPELINE_ROLES)  # 404 outside the caller's labs
     return job
@@ -476,10 +472,6 @@ class ExportJobDownloadView(APIView):
         summary="Download a ready export job's file",
     )
     def get(self, request: Request, job_id: int) -> Any:
-        from django.http import FileResponse
-
-        from marketplace.errors import Conflict
-
         job = _export_job(request, job_id)
         if job.status != "ready":
             raise Conflict(f"The export is {job.status}.", code="export_not_ready")

@@ -10,13 +10,12 @@ from django.views.decorators.http import require_POST
 from marketplace.pages.common import REFUSALS, flash_errors, page_user, staff_desk
 from projects.models import QualityStop, QualityStopStatus
 from scoring import selectors
+from scoring.engine.tiers import flag_text
 from scoring.services import gate
 
 
 @staff_desk
 def desk_flags(request: HttpRequest) -> HttpResponse:
-    from scoring.engine.tiers import flag_text
-
     rows = selectors.flagged_scores()
     for row in rows:
         row.flag_texts = [flag_text(flag) for flag in row.flags]  # type: ignore[attr-defined]

@@ -28,9 +28,14 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from scipy.special import betainc
 
+from contributors.models import ExpertProfile
+from contributors.services import expert_notify, expert_reinstate, expert_suspend
 from marketplace.errors import Conflict, DomainError
 from marketplace.models import User
+from payouts.services.holds import earnings_appeal_release, earnings_forfeit
+from payouts.services.ledger import InsufficientBalance
 from projects.models import (
     QUALITY_STOP_TRANSITIONS,
     Assignment,
@@ -42,6 +47,7 @@ from projects.models import (
     QualityStopStatus,
     Submission,
     SubmissionStatus,
+    TaskType,
 )
 from projects.selectors import project_current_rubric
 from scoring.engine.gate import (
@@ -137,7 +143,6 @@ def quality_stop_create(
     *, project: Project, expert: User, reason: str, evidence: dict[str, Any]
 ) -> QualityStop | None:
     """Stop an expert on a project (see the module docstring); None if already stopped."""
-    from payouts.services.holds import earnings_forfeit
 
     with transaction.atomic():
         if QualityStop.objects.filter(project=project, expert=expert).exists():
@@ -160,7 +165,8 @@ def quality_stop_create(
 
 
 def _queue_discount(stop_id: int) -> None:
-    from scoring.tasks import quality_stop_discount_task
+    # Cycle broken here: tasks.py wraps this module's services.
+    from scoring.tasks import quality_stop_discount_task  # noqa: PLC0415
 
     quality_stop_discount_task.delay(stop_id)
 
@@ -212,15 +218,12 @@ def _tell(expert: User, stop: QualityStop) -> None:
         "The evidence is on your earnings page. If you think this is wrong, appeal there: an "
         f"admin will look at it.\n{settings.SITE_URL}/expert/earnings/"
     )
-    from contributors.services import expert_notify
 
     expert_notify(user=expert, subject="You were stopped on a project", message=message)
 
 
 def _escalate(expert: User, stop: QualityStop) -> None:
     """Stopped on several projects: suspended platform-wide until an admin looks."""
-    from contributors.models import ExpertProfile
-    from contributors.services import expert_suspend
 
     active = QualityStop.objects.filter(expert=expert).exclude(status=QualityStopStatus.REVERSED)
     if active.count() < STOPS_FOR_SUSPENSION:
@@ -264,8 +267,6 @@ def quality_stop_decide(
 ) -> QualityStop:
     """Uphold, or reverse: the forfeited labels are paid at x1.0 from the project's escrow
     (409 when the escrow no longer holds them) and the expert may work on the project again."""
-    from payouts.services.holds import earnings_appeal_release
-    from payouts.services.ledger import InsufficientBalance
 
     with transaction.atomic():
         if not reverse:
@@ -298,8 +299,6 @@ def quality_stop_decide(
 def _lift_automatic_suspension(expert: User, decided_by: User) -> None:
     """The suspension a stop caused ends with the last standing stop; one an admin imposed for
     another reason stays."""
-    from contributors.models import ExpertProfile
-    from contributors.services import expert_reinstate
 
     standing = QualityStop.objects.filter(expert=expert).exclude(status=QualityStopStatus.REVERSED)
     profile = ExpertProfile.objects.filter(user=expert, suspended_at__isnull=False).first()
@@ -312,7 +311,6 @@ def _lift_automatic_suspension(expert: User, decided_by: User) -> None:
 
 def _agreement_chances(project: Project, labels: Any) -> dict[str, float]:
     """What random answers agree on per agreement component (see docs/SCORING.md)."""
-    from projects.models import TaskType
 
     chances = {dimension.key: chance_level(dimension) for dimension in labels.dimensions}
     chances[PREFERENCE] = 0.5
@@ -334,10 +332,9 @@ def consensus_stops(
     """At a scoring run, the same test for experts without gold evidence on the project:
     agreement with peers (rating and ranking projects without gold) or review outcomes
     (demonstrations, corrections). Whoever it stops is stopped as the live gate would."""
-    from scipy.special import betainc
 
-    from projects.models import TaskType
-    from scoring.services.tiers import REVIEW_CREDIT
+    # Cycle broken here: tiers reads the gate's thresholds.
+    from scoring.services.tiers import REVIEW_CREDIT  # noqa: PLC0415
 
     chances = _agreement_chances(project, labels)
     stops = []

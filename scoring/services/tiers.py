@@ -19,7 +19,7 @@ import numpy as np
 
 from projects.models import Project, Submission, TaskType
 from scoring.engine.gold import GoldPosterior, chance_level, gold_posterior
-from scoring.engine.tiers import FlagInputs, composite, flags_for, tier_for
+from scoring.engine.tiers import MIN_GOLD_FOR_TIER, FlagInputs, composite, flags_for, tier_for
 from scoring.models import ContributorScore, ScoringRun, Tier
 from scoring.services.agreement import AgreementStage, pairwise_agreement, rate_with_interval
 from scoring.services.gold import GoldEvidence
@@ -188,7 +188,6 @@ def _quality_evidence(
 ) -> tuple[float | None, int]:
     """The composite's first component and the evidence count its tier needs (see the module
     docstring): gold where there is gold, else consensus accuracy, else review outcomes."""
-    from scoring.engine.tiers import MIN_GOLD_FOR_TIER
 
     if evidence is not None:
         return evidence.overall.mean, evidence.overall.n

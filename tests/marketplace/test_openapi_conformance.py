@@ -167,7 +167,20 @@ def test_the_schema_documents_the_error_answers() -> None:
         ("POST", "/api/v1/attempts/{attempt_id}/submit/"): {"409", "410"},
         ("POST", "/api/v1/exams/{exam_id}/attempts/"): {"403", "409", "429"},
         ("POST", "/api/v1/projects/{project_id}/feed/"): {"409", "429"},
+        ("POST", "/api/v1/me/quality-stops/{stop_id}/appeal/"): {"409"},
+        ("POST", "/api/v1/admin/quality-stops/{stop_id}/decide/"): {"409"},
+        ("POST", "/api/v1/projects/{project_id}/fund/"): {"503"},
+        ("POST", "/api/v1/me/payout-account/"): {"503"},
+        ("POST", "/api/v1/admin/payout-lines/{line_id}/retry/"): {"503"},
     }
     for (method, path), codes in expected.items():
         assert codes <= set(_responses(method, path)), (method, path)
     assert "401" not in _responses("POST", "/api/v1/webhooks/stripe/")  # anyone may call it
+
+
+def test_the_forfeit_of_held_money_is_not_described_as_a_release() -> None:
+    paths = SCHEMA.raw_schema["paths"]
+    release = paths["/api/v1/admin/experts/{user_id}/held/release/"]["post"]["summary"]
+    forfeit = paths["/api/v1/admin/experts/{user_id}/held/forfeit/"]["post"]["summary"]
+    assert release.startswith("Release")
+    assert forfeit.startswith("Forfeit")

@@ -148,6 +148,8 @@ def test_stripe_down_is_a_clear_503_and_charges_nothing(
     )
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "payment_provider_unavailable"
+    # The provider is down, not the request wrong: the client is told when to come back.
+    assert int(response["Retry-After"]) >= 1
 
 
 def _event(

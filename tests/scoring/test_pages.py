@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from marketplace.models import Lab, User
@@ -85,3 +87,21 @@ def test_desk_lists_flags_with_evidence(
     assert expert.email in html
     assert "fast: median 3 s per task, project median 90 s" in html
     assert "median_seconds" not in html
+
+
+def test_the_django_admin_shows_scoring_runs_and_scores_read_only(
+    client: Any, lab: Lab, lab_owner: User, expert: User, staff: User
+) -> None:
+    staff.is_superuser = True
+    staff.save()
+    project = make_project(lab, lab_owner)
+    run = ScoringRun.objects.create(project=project, status="succeeded")
+    score = ContributorScore.objects.create(run=run, expert=expert, tier="silver", composite=0.7)
+    client.force_login(staff)
+    runs = client.get("/admin/scoring/scoringrun/")
+    assert runs.status_code == 200 and project.title in runs.content.decode()
+    detail = client.get(f"/admin/scoring/scoringrun/{run.pk}/change/")
+    assert detail.status_code == 200 and expert.email in detail.content.decode()
+    assert client.get("/admin/scoring/contributorscore/add/").status_code == 403
+    client.post(f"/admin/scoring/contributorscore/{score.pk}/delete/", {"post": "yes"})
+    assert ContributorScore.objects.filter(pk=score.pk).exists()

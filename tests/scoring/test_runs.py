@@ -164,6 +164,9 @@ def test_scoring_api_lifecycle_and_scoping(
     staff: User,
     django_capture_on_commit_callbacks: Any,
     settings: Any,
+    key_client_for: Any,
+    lab_api_key: str,
+    other_lab_api_key: str,
 ) -> None:
     settings.SCORING_SHAPLEY_MAX_SECONDS = 120
     world = crowd(lab, lab_owner, seed=1)
@@ -204,6 +207,11 @@ def test_scoring_api_lifecycle_and_scoping(
         client_for(other_lab_owner).get(f"/api/v1/projects/{project.id}/contributors/").status_code
         == 404
     )
+    # A lab's pipeline reads its contributors table with an API key, as it reads stats and runs.
+    by_key = key_client_for(lab_api_key).get(f"/api/v1/projects/{project.id}/contributors/")
+    assert by_key.status_code == 200 and by_key.json() == rows
+    other_key = key_client_for(other_lab_api_key)
+    assert other_key.get(f"/api/v1/projects/{project.id}/contributors/").status_code == 404
 
     mine = client_for(world["experts"]["careful"]).get("/api/v1/me/scores/").json()
     assert len(mine) == 1 and mine[0]["project"] == project.id and "pseudonym" not in mine[0]

@@ -12,6 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.account.models import EmailAddress
+from allauth.mfa.adapter import get_adapter
+from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -35,9 +38,6 @@ def _demo_user(email: str, *, name: str, is_staff: bool = False) -> User:
 
 def _demo_totp(user: User) -> str:
     """The staff account's TOTP secret, created once (the desk requires MFA)."""
-    from allauth.mfa.adapter import get_adapter
-    from allauth.mfa.models import Authenticator
-    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 
     existing = Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).first()
     if existing is not None:

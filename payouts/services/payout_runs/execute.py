@@ -39,6 +39,7 @@ from payouts.models import (
     PayoutRunStatus,
     TransactionKind,
 )
+from payouts.services.funding import PaymentProviderUnavailable
 from payouts.services.ledger import InsufficientBalance, account_for, ledger_post
 from payouts.services.notify import staff_alert
 from payouts.stripe_gateway import stripe_client
@@ -432,8 +433,6 @@ def payout_line_retry(*, line: PayoutLine) -> PayoutLine:
     try:
         live = [t for t in _line_transfers(stripe_client(), line) if _is_live(t)]
     except stripe.StripeError as error:
-        from payouts.services.funding import PaymentProviderUnavailable
-
         raise PaymentProviderUnavailable(
             "The payment provider did not answer; nothing was retried. Try again."
         ) from error

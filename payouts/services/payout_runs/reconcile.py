@@ -17,6 +17,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from payouts.models import AccountKind, LedgerEntry, PayoutLineStatus, PayoutRun, TransactionKind
+from payouts.services.ledger import ledger_verify
 from payouts.services.notify import staff_alert
 from payouts.services.payout_runs.execute import _metadata
 from payouts.stripe_gateway import stripe_client
@@ -38,7 +39,6 @@ def _ledger_paid_out(line_ids: list[int]) -> dict[int, int]:
 
 def payout_run_reconcile(*, run: PayoutRun, include_ledger: bool = True) -> dict[str, Any]:
     """Compare the run with Stripe's view of its transfer group, and the ledger with itself."""
-    from payouts.services.ledger import ledger_verify
 
     client = stripe_client()
     transfers: dict[str, list[dict[str, Any]]] = defaultdict(list)
