@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from scipy.stats import t
+
 Z95 = 1.959963984540054
 
 
@@ -49,8 +51,6 @@ def mean_with_interval(values: list[float]) -> dict[str, Any] | None:
     elif n == 1:
         low, high, method = 0.0, 1.0, "t"
     else:
-        from scipy.stats import t
-
         spread = math.sqrt(sum((value - mean) ** 2 for value in values) / (n - 1))
         half = float(t.ppf(0.975, n - 1)) * spread / math.sqrt(n)
         low, high, method = max(mean - half, 0.0), min(mean + half, 1.0), "t"

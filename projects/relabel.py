@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from contributors.models import ExpertProfile
 from marketplace.errors import DomainError
 from marketplace.models import User
 from projects import evolution
@@ -34,6 +35,9 @@ from projects.models import (
     Submission,
     SubmissionStatus,
 )
+from scoring.engine.reward_model import featurise
+from scoring.models import ScoringRun
+from scoring.services.runs import scoring_run_create
 
 SIMILAR_POOL = 5000
 MAX_SIMILAR = 200
@@ -43,8 +47,6 @@ MAX_AFFECTED = 500
 def counted_submissions(project: Project) -> QuerySet[Submission]:
     """Labels that count: accepted ones (a quality-stopped expert's labels were discounted to
     rejected), and an AI judge's only where the lab lets them count."""
-    from contributors.models import ExpertProfile
-
     rows = Submission.objects.filter(project=project, status=SubmissionStatus.ACCEPTED)
     if not project.ai_judge_counts:
         rows = rows.exclude(
@@ -64,8 +66,6 @@ def similar_items(
     docstring), with their similarity."""
     if count <= 0 or not affected:
         return []
-    from scoring.engine.reward_model import featurise
-
     pool = list(
         Item.objects.filter(project=project, is_gold=False, labels_count__gt=0)
         .exclude(pk__in=[item.pk for item in affected])
@@ -212,8 +212,6 @@ def relabel_batch_advance(*, batch_id: int) -> RelabelBatch:
         return batch
     if not relabel_batch_progress(batch=batch).is_complete:
         return batch
-    from scoring.services.runs import scoring_run_create
-
     with transaction.atomic():
         swapped = RelabelBatch.objects.filter(
             pk=batch.pk, status=RelabelBatchStatus.RELABELLING
@@ -240,8 +238,6 @@ def relabel_batches_advance_all() -> int:
 def relabel_batch_states(*, batches: list[RelabelBatch]) -> list[dict[str, Any]]:
     """Batches (of one project) as the lab reads them: progress, the scoring run and each
     item's new labels; a fixed number of queries however many batches."""
-    from scoring.models import ScoringRun
-
     entries = list(
         RelabelBatchItem.objects.filter(batch__in=batches)
         .select_related("item")

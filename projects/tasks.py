@@ -5,6 +5,7 @@ from celery import shared_task
 from projects import routing
 from projects.export_jobs import export_job_run
 from projects.feed import feed_route, feed_route_all_pending
+from projects.relabel import relabel_batches_advance_all
 
 
 @shared_task(name="projects.tasks.leases_expire_task", time_limit=300, soft_time_limit=240)
@@ -31,6 +32,4 @@ def export_job_run_task(job_id: int) -> str:
     name="projects.tasks.relabel_batches_advance_task", time_limit=600, soft_time_limit=540
 )
 def relabel_batches_advance_task() -> int:
-    from projects.relabel import relabel_batches_advance_all
-
     return relabel_batches_advance_all()

@@ -17,6 +17,8 @@ from rest_framework import exceptions
 from marketplace.models import MANAGING_ROLES, User
 from marketplace.pages.common import REFUSALS, flash_errors, page_user, posted_number
 from projects import calibration, evolution, exports, relabel, relabel_trend
+from projects.api.projects import ExportQuerySerializer
+from projects.export_jobs import export_job_create
 from projects.feed import FeedDecision, feed_events_for, feed_summary
 from projects.models import DimensionKind, ExportJob, Item, RelabelBatch
 from projects.pages.console import lab_project_page
@@ -220,9 +222,6 @@ def exports_page(request: HttpRequest, project_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def export_job_start_page(request: HttpRequest, project_id: int) -> HttpResponse:
-    from projects.api.projects import ExportQuerySerializer
-    from projects.export_jobs import export_job_create
-
     project = lab_project_page(request, project_id).project
     query = ExportQuerySerializer(
         data={
