@@ -31,13 +31,20 @@ migrate: $(STAMP)
 STRIPE_PORT ?= 12111
 DEMO_ITEMS ?= 600
 
+# Every step of the demos uses the site's real address (SITE_URL: links in emails, webhooks,
+# Stripe return links), also with another HOST or PORT, and writes its emails to files in
+# demo-output/emails/ rather than into the terminal.
+DEMO_EMAILS ?= demo-output/emails
+DEMO_ENV = SITE_URL=http://$(HOST):$(PORT) EMAIL_FILE_PATH=$(DEMO_EMAILS)
+
 demo: migrate
-	$(PY) manage.py simulate --seed 7 --items $(DEMO_ITEMS)
-	$(PY) manage.py seed_demo
+	@mkdir -p $(DEMO_EMAILS)
+	$(DEMO_ENV) $(PY) manage.py simulate --seed 7 --items $(DEMO_ITEMS)
+	$(DEMO_ENV) $(PY) manage.py seed_demo
 	@echo "Serving on http://$(HOST):$(PORT)/  (API docs: /api/v1/docs/, health: /healthz)"
-	@# The local Stripe-compatible server runs beside the site and stops with it; both use the
-	@# site's real address (SITE_URL) for webhooks and return links, also with another PORT.
-	export SITE_URL=http://$(HOST):$(PORT); \
+	@echo "Emails are written to $(DEMO_EMAILS)/"
+	@# The local Stripe-compatible server runs beside the site and stops with it.
+	export $(DEMO_ENV); \
 	  $(PY) manage.py stripe_local --port $(STRIPE_PORT) --balance 100000000 & \
 	  STRIPE_PID=$$!; trap "kill $$STRIPE_PID 2>/dev/null" EXIT INT TERM; \
 	  DJANGO_DEBUG=$(DEMO_DEBUG) $(PY) manage.py runserver $(HOST):$(PORT) --noreload
@@ -49,15 +56,16 @@ DEMO_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/$(DEMO_DB)
 demo-distributed: $(STAMP)
 	psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$(DEMO_DB)'" | grep -q 1 \
 	  || psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE $(DEMO_DB)"
-	@mkdir -p var
+	@mkdir -p var $(DEMO_EMAILS)
 	export DATABASE_URL=$(DEMO_DATABASE_URL) REDIS_URL=redis://127.0.0.1:6379/0 \
-	  CELERY_BROKER_URL=redis://127.0.0.1:6379/2 SITE_URL=http://$(HOST):$(PORT); \
+	  CELERY_BROKER_URL=redis://127.0.0.1:6379/2 $(DEMO_ENV); \
 	$(PY) manage.py migrate --no-input && \
 	{ $(BIN)/celery -A marketplace worker --concurrency 2 --loglevel=WARNING & WORKER=$$!; \
 	  $(PY) manage.py stripe_local --port $(STRIPE_PORT) --balance 100000000 & STRIPE_PID=$$!; \
 	  trap "kill $$WORKER $$STRIPE_PID 2>/dev/null" EXIT INT TERM; \
 	  $(PY) manage.py simulate --seed 7 --items $(DEMO_ITEMS) && $(PY) manage.py seed_demo && \
 	  echo "Serving on http://$(HOST):$(PORT)/ (PostgreSQL + Redis + Celery worker)" && \
+	  echo "Emails are written to $(DEMO_EMAILS)/" && \
 	  DJANGO_DEBUG=$(DEMO_DEBUG) $(BIN)/gunicorn marketplace.wsgi --bind $(HOST):$(PORT) \
 	    --workers 2 --threads 4; }
 

@@ -355,8 +355,10 @@ def simulate(
     reviews._random = random.Random(seed + 1)  # type: ignore[assignment]
     if not settings.SCORING_SHAPLEY_FANOUT:
         settings.SCORING_SHAPLEY_MAX_SECONDS = 1e9
-    # The crowd's certification emails would drown the report: keep them in memory.
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    # The crowd's certification emails would drown the report: keep them in memory, unless
+    # they go to files already (`make demo`: demo-output/emails/).
+    if not settings.EMAIL_BACKEND.endswith("filebased.EmailBackend"):
+        settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     world = World(
         report=report,
         rng=random.Random(seed),

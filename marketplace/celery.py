@@ -34,6 +34,11 @@ app.conf.beat_schedule = {
         "task": "projects.tasks.feed_route_pending_task",
         "schedule": 60.0,
     },
+    # Re-label batches whose items have their new labels start their scoring run.
+    "relabel-batches-advance": {
+        "task": "projects.tasks.relabel_batches_advance_task",
+        "schedule": 60.0,
+    },
     "scoring-rescore": {
         "task": "scoring.tasks.scoring_rescore_open_projects_task",
         "schedule": crontab(minute="*/10"),

@@ -204,6 +204,22 @@ class ApiErrorShapeMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        is_api = request.path == "/api" or request.path.startswith("/api/")
+        if (
+            is_api
+            and not request.path.endswith("/")
+            and request.method not in ("GET", "HEAD")
+            and settings.APPEND_SLASH
+        ):
+            # CommonMiddleware would redirect a POST to the slashed path (the body is lost on
+            # the way) or, in debug mode, raise and answer 500. API paths end in a slash.
+            return error_response(
+                request,
+                404,
+                "not_found",
+                "Not found. API paths end in a slash.",
+                {"path": f"{request.path}/"},
+            )
         response = self.get_response(request)
         if (
             response.status_code == 429
@@ -212,7 +228,7 @@ class ApiErrorShapeMiddleware:
         ):
             response["Retry-After"] = str(DEFAULT_RETRY_AFTER_SECONDS)
         if (
-            request.path.startswith("/api/")
+            is_api
             and 400 <= response.status_code < 500
             and not response.get("Content-Type", "").startswith("application/json")
         ):

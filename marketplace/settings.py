@@ -219,8 +219,13 @@ HEADLESS_CLIENTS = ("app", "browser")
 HEADLESS_SERVE_SPECIFICATION = True
 
 # --- Email ----------------------------------------------------------------------------------
+# Without EMAIL_URL, mail is printed, or written to files in EMAIL_FILE_PATH when set (the
+# demos write it to demo-output/emails/, so it does not interleave with their output).
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default="")
 if env.str("EMAIL_URL", default=""):
     vars().update(env.email_url("EMAIL_URL"))
+elif EMAIL_FILE_PATH:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="marketplace@localhost")

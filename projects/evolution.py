@@ -4,6 +4,7 @@ dimension trends across rubric versions and model versions."""
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -15,6 +16,7 @@ from marketplace.errors import DomainError
 from marketplace.models import User
 from projects import selectors, services
 from projects.answers import dimension_specs, validate_answer
+from projects.intervals import mean_with_interval
 from projects.models import (
     GOLD_TASK_TYPES,
     DimensionKind,
@@ -30,6 +32,17 @@ from projects.models import (
 REASONS_SHOWN = 5
 # A dimension "moved" when its normalised mean changed by more than this between versions.
 MOVE_THRESHOLD = 0.05
+
+
+def uuids(values: list[Any]) -> list[uuid.UUID]:
+    """The values that are UUIDs: anything else matches no item (a query with it would raise)."""
+    found = []
+    for value in values:
+        try:
+            found.append(uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    return found
 
 
 def bad_cases_by_dimension(*, project: Project) -> list[dict[str, Any]]:
@@ -101,7 +114,7 @@ def gold_promote_items(
     sources = {
         str(item.public_id): item
         for item in Item.objects.filter(
-            project=project, public_id__in=[p.get("item") for p in promotions]
+            project=project, public_id__in=uuids([p.get("item") for p in promotions])
         )
     }
     problems = []
@@ -142,7 +155,7 @@ def gold_promote_items(
     return created
 
 
-def _normalised(kind: str, low: int | None, high: int | None, value: Any) -> float | None:
+def normalised(kind: str, low: int | None, high: int | None, value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     if kind == DimensionKind.LIKERT and low is not None and high is not None and high > low:
@@ -190,7 +203,7 @@ def dimension_trends(*, project: Project) -> dict[str, Any]:
             if kind is None:
                 continue
             for single in value if isinstance(value, list) else [value]:
-                score = _normalised(kind[0], kind[1], kind[2], single)
+                score = normalised(kind[0], kind[1], kind[2], single)
                 if score is not None:
                     sums[(model, key)].append(score)
                     by_version[(version.number, key)].append(score)
@@ -258,18 +271,8 @@ def _mean(values: list[float] | None) -> float | None:
 
 
 def _stats(values: list[float] | None) -> dict[str, Any] | None:
-    """Mean, n and the 95% interval of the mean (normal approximation, clipped to 0..1)."""
-    if not values:
-        return None
-    data = np.asarray(values, dtype=np.float64)
-    mean = float(data.mean())
-    half = 1.96 * float(data.std(ddof=1)) / np.sqrt(data.size) if data.size > 1 else 1.0
-    return {
-        "mean": round(mean, 4),
-        "n": int(data.size),
-        "low": round(max(mean - half, 0.0), 4),
-        "high": round(min(mean + half, 1.0), 4),
-    }
+    """Mean, n and the 95% interval of the mean (Wilson for 0/1 values, else Student's t)."""
+    return mean_with_interval(values or [])
 
 
 def _delta(before: float | None, after: float | None) -> float | None:

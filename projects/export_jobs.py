@@ -47,8 +47,15 @@ def export_job_run(*, job_id: int) -> ExportJob:
     path = export_directory() / f"project-{job.project_id}-export-{job.pk}.jsonl"
     try:
         context = exports.export_context(project=job.project, filters=filters)
+        total = exports.export_item_count(context)
+        ExportJob.objects.filter(pk=job.pk).update(items_total=total, items_done=0)
+
+        def progress(done: int) -> None:
+            # Autocommit, outside any transaction: a page polling the job sees it move.
+            ExportJob.objects.filter(pk=job.pk).update(items_done=min(done, total))
+
         with path.open("wb") as sink:
-            manifest = exports.export_manifest(context, sink=sink)
+            manifest = exports.export_manifest(context, sink=sink, progress=progress)
     except Exception as error:
         ExportJob.objects.filter(pk=job.pk).update(
             status=ExportJobStatus.FAILED, error=str(error)[:2000], finished_at=timezone.now()
@@ -57,6 +64,7 @@ def export_job_run(*, job_id: int) -> ExportJob:
     with transaction.atomic():
         ExportJob.objects.filter(pk=job.pk).update(
             status=ExportJobStatus.READY,
+            items_done=total,
             manifest=manifest,
             path=str(path),
             finished_at=timezone.now(),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
@@ -432,24 +432,44 @@ def _sft_records(
             yield {"prompt": item.prompt, "completion": text, "meta": meta}
 
 
-def export_records(context: ExportContext) -> Iterator[dict[str, Any]]:
+def export_item_count(context: ExportContext) -> int:
+    """How many items an export scans (its progress's denominator)."""
+    items = Item.objects.filter(project=context.project, is_gold=False)
+    if context.filters.split:
+        items = items.filter(split=context.filters.split)
+    return items.count()
+
+
+def export_records(
+    context: ExportContext, progress: Callable[[int], None] | None = None
+) -> Iterator[dict[str, Any]]:
+    """The export's records; `progress` is told the items scanned so far after each batch."""
     builder = {
         "dpo": _pair_records,
         "rm": _pair_records,
         "ratings": _rating_records,
         "sft": _sft_records,
     }[context.filters.format]
+    scanned = 0
     for items in _items(context):
         yield from builder(context, items, _labels(context, items))
+        scanned += len(items)
+        if progress is not None:
+            progress(scanned)
 
 
-def export_lines(context: ExportContext) -> Iterator[bytes]:
-    for record in export_records(context):
+def export_lines(
+    context: ExportContext, progress: Callable[[int], None] | None = None
+) -> Iterator[bytes]:
+    for record in export_records(context, progress):
         yield (json.dumps(record, ensure_ascii=False) + "\n").encode()
 
 
 def export_manifest(
-    context: ExportContext, generated_at: datetime | None = None, sink: IO[bytes] | None = None
+    context: ExportContext,
+    generated_at: datetime | None = None,
+    sink: IO[bytes] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """What a training run cites: counts, rubric versions, the scoring run, and a content hash.
     With a `sink`, the exported bytes are written there in the same pass (export jobs)."""
@@ -459,7 +479,7 @@ def export_manifest(
     labels = 0
     ai_labels = 0
     versions: set[int] = set()
-    for line in export_lines(context):
+    for line in export_lines(context, progress):
         digest.update(line)
         if sink is not None:
             sink.write(line)

@@ -124,6 +124,9 @@ class Project(models.Model):
     feed_gray_low = models.FloatField(default=0.4)
     feed_gray_high = models.FloatField(default=0.8)
     feed_audit_rate = models.FloatField(default=0.0)
+    # Gray-zone calibration (projects/calibration.py): the share of auto-accepted events the
+    # lab tolerates being wrong, judged on the audit sample.
+    feed_target_error_rate = models.FloatField(default=0.05)
     feed_correction_project = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -683,6 +686,9 @@ class ExportJob(models.Model):
     manifest = models.JSONField(null=True, blank=True)
     path = models.CharField(max_length=500, blank=True)
     error = models.TextField(blank=True)
+    # Progress: items scanned of the items to scan, written by the worker after each batch.
+    items_total = models.PositiveIntegerField(null=True, blank=True)
+    items_done = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
@@ -744,3 +750,66 @@ class ProjectInvitation(models.Model):
 
     def __str__(self) -> str:
         return f"invitation of {self.expert_id} to {self.project_id} ({self.status})"
+
+
+class RelabelReason(models.TextChoices):
+    AFFECTED = "affected", "Produced the bad case"
+    SIMILAR = "similar", "Similar to an affected item"
+
+
+class RelabelBatchStatus(models.TextChoices):
+    RELABELLING = "relabelling", "Waiting for new labels"
+    SCORING = "scoring", "Re-labelled; a scoring run was started"
+
+
+# relabelling -> scoring, once (projects/relabel.py); "done" is read from the scoring run.
+RELABEL_BATCH_TRANSITIONS: dict[str, frozenset[str]] = {
+    RelabelBatchStatus.RELABELLING: frozenset({RelabelBatchStatus.SCORING}),
+    RelabelBatchStatus.SCORING: frozenset(),
+}
+
+
+class RelabelBatch(models.Model):
+    """The bad-case loop closed: after a promotion (a new rubric dimension or new gold), the
+    items that produced the bad cases and a sample of similar ones are labelled again under
+    the rubric version in force, then scored, so the lab sees whether the fix worked."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="relabel_batches")
+    promotion = models.CharField(
+        max_length=9, choices=[("dimension", "New dimension"), ("gold", "New gold")]
+    )
+    # The promoted dimension's key ("" for gold).
+    dimension = models.CharField(max_length=64, blank=True)
+    rubric_version = models.ForeignKey(RubricVersion, on_delete=models.PROTECT, related_name="+")
+    # New counted labels each item needs under `rubric_version`.
+    labels_per_item = models.PositiveSmallIntegerField()
+    status = models.CharField(
+        max_length=11, choices=RelabelBatchStatus.choices, default=RelabelBatchStatus.RELABELLING
+    )
+    # The scoring run started when every item had its new labels; an id, not a foreign key,
+    # because scoring sits above projects in the app order.
+    scoring_run_id = models.BigIntegerField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    relabelled_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"relabel batch {self.pk} of project {self.project_id} ({self.status})"
+
+
+class RelabelBatchItem(models.Model):
+    batch = models.ForeignKey(RelabelBatch, on_delete=models.CASCADE, related_name="entries")
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=8, choices=RelabelReason.choices)
+    # Cosine similarity to the nearest affected item (1.0 for the affected ones).
+    similarity = models.FloatField(default=1.0)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["batch", "item"], name="relabel_batch_item_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item_id} in batch {self.batch_id} ({self.reason})"

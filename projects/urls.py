@@ -24,6 +24,11 @@ urlpatterns = [
     ),
     path("projects/<id:project_id>/feed/", feed_api.ProjectFeedView.as_view(), name="project-feed"),
     path(
+        "projects/<id:project_id>/feed/calibration/",
+        feed_api.FeedCalibrationView.as_view(),
+        name="project-feed-calibration",
+    ),
+    path(
         "projects/<id:project_id>/exports/",
         api.ProjectExportJobsView.as_view(),
         name="project-export-jobs",
@@ -48,6 +53,21 @@ urlpatterns = [
         "projects/<id:project_id>/bad-cases/promote-gold/",
         evolution_api.PromoteGoldView.as_view(),
         name="project-promote-gold",
+    ),
+    path(
+        "projects/<id:project_id>/relabel-batches/",
+        evolution_api.RelabelBatchesView.as_view(),
+        name="project-relabel-batches",
+    ),
+    path(
+        "relabel-batches/<id:batch_id>/",
+        evolution_api.RelabelBatchDetailView.as_view(),
+        name="relabel-batch",
+    ),
+    path(
+        "relabel-batches/<id:batch_id>/trend/",
+        evolution_api.RelabelBatchTrendView.as_view(),
+        name="relabel-batch-trend",
     ),
     path(
         "projects/<id:project_id>/trends/",

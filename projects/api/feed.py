@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from marketplace.http_errors import error_body
 from marketplace.permissions import LAB_MANAGE_ROLES, LAB_PIPELINE_ROLES
-from projects import feed
+from projects import calibration, feed
 from projects.api.projects import IMPORT_ROLES, lab_project
 
 
@@ -119,3 +119,79 @@ class ProjectFeedView(APIView):
                 "correction_project": project.feed_correction_project_id,
             }
         )
+
+
+class RateSerializer(serializers.Serializer):
+    rate = serializers.FloatField()
+    n = serializers.IntegerField()
+    count = serializers.IntegerField()
+    low = serializers.FloatField()
+    high = serializers.FloatField()
+    method = serializers.ChoiceField(choices=["wilson"])
+
+
+class SidesSerializer(serializers.Serializer):
+    below = RateSerializer(allow_null=True)
+    above = RateSerializer(allow_null=True)
+
+
+class RecommendationSerializer(serializers.Serializer):
+    gray_zone = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2)
+    changed = serializers.BooleanField()
+    error_rate = RateSerializer()
+    auto_accepted_share = serializers.FloatField()
+
+
+class CalibrationSerializer(serializers.Serializer):
+    """The shape of the calibration answer, for the OpenAPI schema (projects.calibration)."""
+
+    target_error_rate = serializers.FloatField()
+    gray_zone = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2)
+    audit_rate = serializers.FloatField()
+    auto_accepted = serializers.IntegerField()
+    audited = serializers.IntegerField()
+    judged = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    error_rate = RateSerializer(allow_null=True)
+    by_side = SidesSerializer()
+    holds_target = serializers.BooleanField(allow_null=True)
+    recommendation = RecommendationSerializer(allow_null=True)
+    minimum_audited_for_target = serializers.IntegerField()
+    verdict_rule = serializers.CharField()
+
+
+class FeedTargetSerializer(serializers.Serializer):
+    target_error_rate = serializers.FloatField(min_value=0.0001, max_value=0.9999)
+
+
+class FeedCalibrationView(APIView):
+    @extend_schema(
+        responses=CalibrationSerializer,
+        summary="Gray-zone calibration: the audited error rate of auto-accepted events and the "
+        "gray zone that holds it under the target",
+        description=(
+            "`error_rate` is `{rate, n, count, low, high, method}` (95% Wilson) over the judged "
+            "audit sample, also `by_side` (below / above the gray zone); `holds_target` is whether "
+            "its upper bound is at most `target_error_rate`; `recommendation` is the gray zone "
+            "(only ever wider) whose auto-accepted audits stay under the target at 95% "
+            "confidence, auto-accepting the most (null when none does); "
+            "`minimum_audited_for_target` is how many error-free audits that needs at least."
+        ),
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        project = lab_project(request, project_id, LAB_PIPELINE_ROLES)
+        return Response(calibration.feed_calibration(project=project))
+
+    @extend_schema(
+        request=FeedTargetSerializer,
+        responses=CalibrationSerializer,
+        summary="Set the target error rate of auto-accepted events (0..1, exclusive)",
+    )
+    def patch(self, request: Request, project_id: int) -> Response:
+        project = lab_project(request, project_id, LAB_MANAGE_ROLES)
+        payload = FeedTargetSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        project = calibration.feed_target_set(
+            project=project, target_error_rate=payload.validated_data["target_error_rate"]
+        )
+        return Response(calibration.feed_calibration(project=project))

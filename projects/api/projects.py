@@ -11,7 +11,12 @@ from typing import Any
 from django.http import FileResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import exceptions, serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
@@ -419,8 +424,29 @@ class ExportJobSerializer(serializers.Serializer):
     status = serializers.CharField()
     manifest = serializers.DictField(allow_null=True)
     error = serializers.CharField()
+    progress = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "properties": {
+                "items_total": {"type": "integer", "nullable": True},
+                "items_done": {"type": "integer"},
+                "share": {"type": "number", "nullable": True},
+            },
+        }
+    )
+    def get_progress(self, job: Any) -> dict[str, Any]:
+        """Items scanned of the items to scan (null total: the worker has not started)."""
+        total = job.items_total
+        share = None if total is None else (1.0 if total == 0 else job.items_done / total)
+        return {
+            "items_total": total,
+            "items_done": job.items_done,
+            "share": None if share is None else round(share, 4),
+        }
 
 
 class ProjectExportJobsView(APIView):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from projects.pages import capabilities, console, dashboard, invitations, review, work
+from projects.pages import capabilities, console, dashboard, invitations, loop, review, work
 
 urlpatterns = [
     path("work/", work.work_index, name="work-index"),
@@ -59,5 +59,27 @@ urlpatterns = [
         "projects/<id:project_id>/feed-rules/",
         console.project_feed_rules,
         name="console-feed-rules",
+    ),
+    path("projects/<id:project_id>/bad-cases/", loop.bad_cases_page, name="console-bad-cases"),
+    path(
+        "projects/<id:project_id>/bad-cases/promote-dimension/",
+        loop.bad_case_promote_dimension_page,
+        name="console-promote-dimension",
+    ),
+    path(
+        "projects/<id:project_id>/bad-cases/promote-gold/",
+        loop.bad_case_promote_gold_page,
+        name="console-promote-gold",
+    ),
+    path("relabel-batches/<id:batch_id>/", loop.relabel_batch_page, name="console-relabel-batch"),
+    path("projects/<id:project_id>/feed/", loop.feed_page, name="console-feed"),
+    path(
+        "projects/<id:project_id>/feed/target/", loop.feed_target_page, name="console-feed-target"
+    ),
+    path("projects/<id:project_id>/exports/", loop.exports_page, name="console-exports"),
+    path(
+        "projects/<id:project_id>/exports/start/",
+        loop.export_job_start_page,
+        name="console-export-start",
     ),
 ]

@@ -204,6 +204,24 @@ def test_unknown_api_paths_answer_the_json_error_body(
         assert error_of(response) == {"code": "not_found", "message": "Not found.", "details": None}
     anonymous = APIClient().get("/api/v1/nothing-here/")
     assert anonymous.status_code == 404 and error_of(anonymous)["code"] == "not_found"
+    # Every method, paths that do not match a converter, `/api` itself, and a POST missing
+    # the trailing slash (which Django's slash redirect answered with a 500 in debug mode).
+    for method in ("get", "post", "put", "patch", "delete", "options"):
+        for path in (
+            "/api",
+            "/api/v1/projects/abc/",
+            "/api/v1/projects/99999999999999999999999/",
+            "/api/v1/relabel-batches/x/trend/",
+            "/api/v1/exports/1/download/x",
+            "/api/v1/labs" if method not in ("get", "options") else "/api/v1/nothing-here/",
+        ):
+            response = getattr(client, method)(path)
+            assert response.status_code == 404, (method, path, response.status_code)
+            assert response["Content-Type"] == "application/json", (method, path)
+            assert error_of(response)["code"] == "not_found"
+    assert client.post("/api/v1/labs", {"name": "x"}, format="json").json()["error"]["details"] == {
+        "path": "/api/v1/labs/"
+    }
 
 
 def test_wrong_methods_on_api_paths_answer_405_in_the_error_shape(

@@ -330,12 +330,14 @@ def test_export_jobs_write_the_same_bytes_and_announce_export_ready(
             f"/api/v1/projects/{project.pk}/exports/", {"format": "dpo"}, format="json"
         )
     assert started.status_code == 202 and started.json()["status"] == "queued"
+    assert started.json()["progress"] == {"items_total": None, "items_done": 0, "share": None}
     job_id = started.json()["id"]
     from projects.export_jobs import export_job_run
 
     export_job_run(job_id=job_id)  # the worker
     job = pipeline.get(f"/api/v1/exports/{job_id}/").json()
     assert job["status"] == "ready"
+    assert job["progress"] == {"items_total": 1, "items_done": 1, "share": 1.0}
     downloaded = b"".join(pipeline.get(f"/api/v1/exports/{job_id}/download/").streaming_content)
     streamed = b"".join(
         pipeline.get(f"/api/v1/projects/{project.pk}/export/", {"format": "dpo"}).streaming_content
@@ -346,3 +348,37 @@ def test_export_jobs_write_the_same_bytes_and_announce_export_ready(
     assert ready.payload["data"]["download_url"].endswith(f"/api/v1/exports/{job_id}/download/")
     assert key_client_for(other_lab_api_key).get(f"/api/v1/exports/{job_id}/").status_code == 404
     assert len(callbacks) == 1  # the job was queued after commit
+
+
+def test_an_export_job_reports_its_progress_after_each_batch_of_items(
+    lab: Lab, lab_owner: User, settings: Any, tmp_path: Any, monkeypatch: Any
+) -> None:
+    from projects import exports
+    from projects.export_jobs import export_job_create, export_job_run
+    from projects.models import ExportJob
+
+    settings.EXPORT_DIR = str(tmp_path)
+    monkeypatch.setattr(exports, "EXPORT_BATCH", 2)
+    project = make_project(lab, lab_owner)
+    make_items(project, 5)
+    job = export_job_create(
+        project=project, filters=exports.ExportFilters(format="dpo"), created_by=lab_owner
+    )
+    seen: list[tuple[int | None, int]] = []
+    real = exports.export_manifest
+
+    def watched(context: Any, **kwargs: Any) -> Any:
+        report = kwargs["progress"]
+
+        def spy(done: int) -> None:
+            report(done)
+            row = ExportJob.objects.get(pk=job.pk)
+            seen.append((row.items_total, row.items_done))
+
+        return real(context, **{**kwargs, "progress": spy})
+
+    monkeypatch.setattr(exports, "export_manifest", watched)
+    export_job_run(job_id=job.pk)
+    assert seen == [(5, 2), (5, 4), (5, 5)]
+    job.refresh_from_db()
+    assert (job.status, job.items_total, job.items_done) == ("ready", 5, 5)

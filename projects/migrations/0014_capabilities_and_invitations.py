@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('contributors', '0006_ai_judges'),
         ('marketplace', '0003_idempotency_records'),
-        ('projects', '0012_project_priority'),
+        ('projects', '0013_bad_case_loop_and_calibration'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
