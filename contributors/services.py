@@ -24,6 +24,7 @@ from contributors.models import (
     CertificationRole,
     Exam,
     ExamAttempt,
+    ExamQuestion,
     ExpertProfile,
     ExpertSkill,
     Skill,
@@ -474,3 +475,54 @@ def expert_reinstate(*, user: User, reinstated_by: User, reason: str) -> ExpertP
             user=user, action=SuspensionAction.REINSTATE, actor=reinstated_by, reason=reason
         )
     return profile
+
+
+CAPABILITY_SKILL_ROOT = "capabilities"
+
+
+def capability_exam_create(*, key: str, name: str, source_exams: list[Exam]) -> Exam | None:
+    """The certification of a published capability: its own skill (`capabilities.<key>`) and
+    one exam on it, whose question bank is the capability's exams' questions (copied once, then
+    shared by every lab's project on the capability). A pass certifies in that skill, so an
+    expert certifies once and qualifies for every lab's project built on the capability.
+    None when the capability has no exam questions to certify on."""
+    questions = list(ExamQuestion.objects.filter(exam__in=source_exams).order_by("exam_id", "pk"))
+    if not questions:
+        return None
+    with transaction.atomic():
+        root, _ = Skill.objects.get_or_create(
+            key=CAPABILITY_SKILL_ROOT, defaults={"name": "Capabilities in the catalogue"}
+        )
+        skill, _ = Skill.objects.get_or_create(
+            key=f"{CAPABILITY_SKILL_ROOT}.{key}",
+            defaults={"name": f"Capability: {name}"[:200], "parent": root},
+        )
+        exam = Exam.objects.create(
+            skill=skill,
+            level=1,
+            title=f"{name}: qualification"[:200],
+            description=f"Certifies for every lab's project built on the capability {name}.",
+            question_count=min(
+                max(source.question_count for source in source_exams), len(questions)
+            ),
+            pass_mark=max(source.pass_mark for source in source_exams),
+            time_limit_minutes=max(source.time_limit_minutes for source in source_exams),
+            max_attempts=min(source.max_attempts for source in source_exams),
+            cooldown_hours=max(source.cooldown_hours for source in source_exams),
+            auto_certify=True,
+            is_published=True,
+        )
+        ExamQuestion.objects.bulk_create(
+            ExamQuestion(
+                exam=exam,
+                kind=question.kind,
+                prompt=question.prompt,
+                options=question.options,
+                responses=question.responses,
+                rubric=question.rubric,
+                answer_key=question.answer_key,
+                points=question.points,
+            )
+            for question in questions
+        )
+    return exam

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from http import HTTPStatus
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -26,10 +27,13 @@ PAGE_POLICY = "; ".join(
         "connect-src 'self'",
         "object-src 'none'",
         "base-uri 'self'",
-        "form-action 'self'",
+        "form-action 'self' {checkout}",
         "frame-ancestors 'none'",
     ]
 )
+# Stripe Checkout's own origin: the console's Fund form redirects there, and Chromium applies
+# form-action to a form's redirects too (with 'self' alone, the lab's browser stayed on the page).
+STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
 # The vendored API explorers (Swagger UI, Redoc) set style attributes and Redoc starts a blob
 # worker; scripts still come only from this site.
 DOCS_POLICY = "; ".join(
@@ -47,6 +51,15 @@ DOCS_POLICY = "; ".join(
 DOCS_PREFIXES = ("/api/v1/docs/", "/api/v1/redoc/", "/_allauth/openapi")
 
 
+def _checkout_origin() -> str:
+    """Where Checkout pages live: the local Stripe-compatible server when the SDK points at
+    one (tests, the demo), Stripe's Checkout otherwise."""
+    base = urlsplit(getattr(settings, "STRIPE_API_BASE", "") or "")
+    if base.scheme and base.netloc and not base.netloc.endswith("stripe.com"):
+        return f"{base.scheme}://{base.netloc}"
+    return STRIPE_CHECKOUT_ORIGIN
+
+
 class SecurityHeadersMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -55,7 +68,9 @@ class SecurityHeadersMiddleware:
         response = self.get_response(request)
         if "Content-Security-Policy" not in response:
             docs = request.path.startswith(DOCS_PREFIXES)
-            response["Content-Security-Policy"] = DOCS_POLICY if docs else PAGE_POLICY
+            response["Content-Security-Policy"] = (
+                DOCS_POLICY if docs else PAGE_POLICY.format(checkout=_checkout_origin())
+            )
         response.setdefault("Referrer-Policy", "same-origin")
         return response
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from django.db.models import BigIntegerField, Count, OuterRef, Q, Subquery, Sum
+from django.conf import settings
+from django.db.models import BigIntegerField, Count, OuterRef, Subquery, Sum
 from django.db.models.functions import Cast, TruncDate
 
 from payouts.models import (
@@ -54,6 +55,17 @@ SPENDING_KINDS = (
     TransactionKind.APPEAL_RELEASE,
     TransactionKind.BONUS,
     TransactionKind.REVIEW_RESERVE,
+)
+
+
+# Ledger transaction kinds that move money into an expert's payable for a project's work (and a
+# reversal that takes it back): what "paid to experts" sums.
+PAID_KINDS = (
+    TransactionKind.EARNING_RELEASE,
+    TransactionKind.BONUS,
+    TransactionKind.REVIEW_PAY,
+    TransactionKind.APPEAL_RELEASE,
+    TransactionKind.EARNING_REVERSAL,
 )
 
 
@@ -299,17 +311,7 @@ def project_money(*, project: Any) -> dict[str, int]:
             account__kind=AccountKind.EXPERT_PAYABLE,
             transaction__metadata__project_id=project.pk,
         )
-        .filter(
-            Q(
-                transaction__kind__in=[
-                    TransactionKind.EARNING_RELEASE,
-                    TransactionKind.BONUS,
-                    TransactionKind.REVIEW_PAY,
-                    TransactionKind.APPEAL_RELEASE,
-                    TransactionKind.EARNING_REVERSAL,
-                ]
-            )
-        )
+        .filter(transaction__kind__in=PAID_KINDS)
         .aggregate(total=Sum("amount"))["total"]
         or 0
     )
@@ -329,4 +331,17 @@ def project_money(*, project: Any) -> dict[str, int]:
         "paid": int(paid),
         "spent": project_spent(project=project),
         "fees": int(fees),
+    }
+
+
+def project_low_balance(*, project: Any, escrow: int) -> dict[str, Any]:
+    """How many more tasks escrow covers at the most a task can cost, and whether that is below
+    BUDGET_LOW_TASKS (the threshold of the `project.budget_low` webhook), for the page's
+    warning. `escrow` is the free balance the caller already read."""
+    ceiling = task_price_ceiling(project=project)
+    tasks_covered = escrow // ceiling if ceiling > 0 else None
+    return {
+        "tasks_covered": tasks_covered,
+        "is_low": tasks_covered is not None and tasks_covered < settings.BUDGET_LOW_TASKS,
+        "threshold_tasks": settings.BUDGET_LOW_TASKS,
     }

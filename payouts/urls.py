@@ -1,9 +1,15 @@
 from django.urls import path
 
-from payouts import api
+from payouts import api, money_api
 
 urlpatterns = [
     path("projects/<id:project_id>/fund/", api.ProjectFundView.as_view(), name="project-fund"),
+    path(
+        "projects/<id:project_id>/fundings/",
+        money_api.ProjectFundingsView.as_view(),
+        name="project-fundings",
+    ),
+    path("labs/<id:lab_id>/money/", money_api.LabMoneyView.as_view(), name="lab-money"),
     path("webhooks/stripe/", api.StripeWebhookView.as_view(), name="stripe-webhook"),
     path("me/payout-account/", api.PayoutAccountView.as_view(), name="me-payout-account"),
     path("me/earnings/", api.MyEarningsView.as_view(), name="me-earnings"),

@@ -3,11 +3,15 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from marketplace.admin import ReadOnlyAdmin
 from projects.models import (
+    Capability,
+    CapabilityGold,
     Dimension,
     GoldAnswer,
     Item,
     Project,
+    ProjectInvitation,
     ProjectRequiredCertification,
     ProjectRequiredSkill,
     ProjectStatusChange,
@@ -83,3 +87,26 @@ class ItemAdmin(admin.ModelAdmin):
 class GoldAnswerAdmin(admin.ModelAdmin):
     list_display = ["item", "rubric_version", "created_at"]
     raw_id_fields = ["item"]
+
+
+@admin.register(Capability)
+class CapabilityAdmin(ReadOnlyAdmin):
+    """Saved and published by the capability services only (versions never change)."""
+
+    list_display = ("name", "version", "lab", "task_type", "is_published", "created_at")
+    list_filter = ("is_published", "task_type")
+    search_fields = ("name",)
+
+
+@admin.register(CapabilityGold)
+class CapabilityGoldAdmin(ReadOnlyAdmin):
+    """Shared gold: exposures are counted by routing across every project sharing a row."""
+
+    list_display = ("pk", "lab", "split", "exposures", "retired_at", "created_at")
+    list_filter = ("split",)
+
+
+@admin.register(ProjectInvitation)
+class ProjectInvitationAdmin(ReadOnlyAdmin):
+    list_display = ("project", "expert", "rank", "status", "created_at", "accepted_at")
+    list_filter = ("status",)

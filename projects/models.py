@@ -56,6 +56,7 @@ class ProjectPriority(models.TextChoices):
 
     NONE = "none", "First come"
     HEAVIEST_DIMENSION = "heaviest_dimension", "Strongest on the heaviest dimension"
+    REPUTATION = "reputation", "Invited and proven experts first"
 
 
 class PayUnit(models.TextChoices):
@@ -105,12 +106,7 @@ class Project(models.Model):
     # (projects/priority.py): nobody first, or the experts strongest on the rubric's heaviest
     # dimension (their gold there, in the latest scoring run).
     priority = models.CharField(
-        max_length=20,
-        choices=[
-            ("none", "First come"),
-            ("heaviest_dimension", "Strongest on the heaviest dimension"),
-        ],
-        default="none",
+        max_length=20, choices=ProjectPriority.choices, default=ProjectPriority.NONE
     )
     max_active_leases = models.PositiveSmallIntegerField(
         default=3, help_text="concurrent leases one expert may hold in this project"
@@ -139,6 +135,10 @@ class Project(models.Model):
     # consensus and exports only when `ai_judge_counts` is on; it is never paid.
     ai_judge = models.CharField(max_length=50, blank=True)
     ai_judge_counts = models.BooleanField(default=False)
+    # The capability the project was built from (its rubric, terms, exam and shared gold).
+    capability = models.ForeignKey(
+        "Capability", on_delete=models.PROTECT, null=True, blank=True, related_name="projects"
+    )
     # When the lab was last told (webhook `project.budget_low`) that escrow runs low.
     budget_low_notified_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
@@ -330,6 +330,84 @@ class Item(models.Model):
         return self.external_id or str(self.public_id)
 
 
+class CapabilityGold(models.Model):
+    """A gold item shared by every project built on a capability: each project serves its own
+    copy (an Item with a GoldAnswer pointing here), and exposures are counted here, across all
+    of them, so gold one project's experts have seen retires in every project."""
+
+    lab = models.ForeignKey("marketplace.Lab", on_delete=models.PROTECT, related_name="+")
+    prompt = models.TextField(blank=True)
+    responses = models.JSONField(default=list)
+    context = models.JSONField(default=dict, blank=True)
+    features = models.JSONField(null=True, blank=True)
+    split = models.CharField(max_length=5, choices=ItemSplit.choices, default=ItemSplit.TRAIN)
+    model_version = models.CharField(max_length=100, blank=True, default="")
+    answer = models.JSONField()
+    exposures = models.PositiveIntegerField(default=0)
+    retired_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"shared gold {self.pk}"
+
+
+class Capability(models.Model):
+    """A lab's reusable way of labelling: a project's rubric with its versions, instructions,
+    pay terms and routing terms, requirements, the exams that certify for them (shared by
+    reference), and its gold (shared, see CapabilityGold). Saved again under the same name, it
+    becomes the next version; a version never changes once saved (publishing aside)."""
+
+    lab = models.ForeignKey(
+        "marketplace.Lab", on_delete=models.PROTECT, related_name="capabilities"
+    )
+    name = models.CharField(max_length=200)
+    version = models.PositiveIntegerField()
+    description = models.TextField(blank=True)
+    source_project = models.ForeignKey(
+        Project, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    task_type = models.CharField(max_length=16, choices=TaskType.choices)
+    # Every version of the source project's rubric, oldest first, in the create body's shape
+    # (`{"number", "instructions", "dimensions": [...]}`); the last one is current.
+    rubric_versions = models.JSONField(default=list)
+    instructions = models.TextField(blank=True)
+    # `{"unit", "base_rate", "currency", "review_pay", "hourly_floor", "bonus_pool_percent",
+    # "pace_adjusted"}` and the routing terms (redundancy, gold rate, leases, gold exposure).
+    pay = models.JSONField(default=dict)
+    terms = models.JSONField(default=dict)
+    required_skills = models.JSONField(default=list)
+    required_certifications = models.JSONField(default=list)
+    exams = models.ManyToManyField("contributors.Exam", blank=True, related_name="+")
+    gold = models.ManyToManyField(CapabilityGold, blank=True, related_name="capabilities")
+    # In the marketplace's catalogue: other labs may build projects on it (without its gold).
+    # Publishing gives it its own certification (a skill and an exam on it): other labs'
+    # projects on it require that, so an expert certifies once for all of them.
+    certification_exam = models.ForeignKey(
+        "contributors.Exam", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    is_published = models.BooleanField(default=False)
+    published_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["lab", "name", "version"], name="capability_version_unique"
+            ),
+            models.CheckConstraint(condition=Q(version__gte=1), name="capability_version_positive"),
+            models.CheckConstraint(
+                condition=Q(is_published=False) | Q(published_at__isnull=False),
+                name="capability_published_has_date",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"
+
+
 class GoldAnswer(models.Model):
     """The hidden answer of a gold item. Only scoring and lab-facing code read this table."""
 
@@ -343,6 +421,11 @@ class GoldAnswer(models.Model):
     # when it stopped being served because that passed the project's `gold_max_exposures`.
     exposures = models.PositiveIntegerField(default=0)
     retired_at = models.DateTimeField(null=True, blank=True)
+    # The capability gold this item is a copy of: exposures and retirement are counted there,
+    # across every project sharing it.
+    shared = models.ForeignKey(
+        CapabilityGold, on_delete=models.PROTECT, null=True, blank=True, related_name="copies"
+    )
 
     def __str__(self) -> str:
         return f"gold of item {self.item_id}"
@@ -614,6 +697,59 @@ class ExportJob(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.pk} of project {self.project_id} ({self.status})"
+
+
+class InvitationStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for the expert"
+    ACCEPTED = "accepted", "Accepted"
+
+
+# The invitation status machine, in one place: an expert accepts once; nothing else moves it.
+INVITATION_TRANSITIONS: dict[str, frozenset[str]] = {
+    InvitationStatus.PENDING: frozenset({InvitationStatus.ACCEPTED}),
+    InvitationStatus.ACCEPTED: frozenset(),
+}
+
+
+class ProjectInvitation(models.Model):
+    """A lab asks one of the best experts of a past project to work on a new one. The lab sees
+    the expert's pseudonym and the evidence it was chosen on, never who they are; the expert
+    sees the project and accepts. Accepted invitees get the project's scarce work first when
+    its priority is `reputation` (projects/priority.py)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="invitations")
+    expert = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="project_invitations"
+    )
+    from_project = models.ForeignKey(
+        Project, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    rank = models.PositiveIntegerField(help_text="1 = the best of the past project")
+    # What the choice rested on, from the past project's latest scoring run (composite, gold,
+    # agreement, labels, tier): shown to the lab beside the pseudonym.
+    evidence = models.JSONField(default=dict)
+    status = models.CharField(
+        max_length=8, choices=InvitationStatus.choices, default=InvitationStatus.PENDING
+    )
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["project", "expert"], name="invitation_once"),
+            models.CheckConstraint(
+                condition=Q(status="pending", accepted_at__isnull=True)
+                | Q(status="accepted", accepted_at__isnull=False),
+                name="invitation_accepted_has_date",
+            ),
+        ]
+        indexes: ClassVar = [models.Index(fields=["expert", "status"])]
+
+    def __str__(self) -> str:
+        return f"invitation of {self.expert_id} to {self.project_id} ({self.status})"
 
 
 class RelabelReason(models.TextChoices):

@@ -25,6 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from contributors import eligibility
@@ -38,6 +39,7 @@ from projects.answers import dimension_specs, validate_answer
 from projects.models import (
     Assignment,
     AssignmentStatus,
+    CapabilityGold,
     GoldAnswer,
     Item,
     ItemSplit,
@@ -145,12 +147,16 @@ def _gold_item(project: Project, expert: User) -> Item | None:
     """A gold item this expert has not seen, the least exposed first (gold is not bounded by
     redundancy: everyone may answer it). Retired gold (past the project's exposure limit) and
     the lab's eval-only pairs (`split` eval) are never served."""
+    # Gold shared with other projects through a capability: never one the expert saw in any
+    # of them (a copy is the same question), and the least exposed across them first.
     return (
         Item.objects.filter(
             project=project, is_gold=True, split=ItemSplit.TRAIN, gold__retired_at__isnull=True
         )
         .filter(~Q(assignments__expert=expert))
-        .order_by("gold__exposures", "id")
+        .exclude(gold__shared__copies__item__assignments__expert=expert)
+        .annotate(shared_gold_id=F("gold__shared_id"))
+        .order_by(Coalesce("gold__shared__exposures", "gold__exposures"), "id")
         .first()
     )
 
@@ -178,6 +184,21 @@ def _expose_gold(project: Project, item: Item, now: Any) -> None:
         GoldAnswer.objects.filter(
             pk=item.pk, exposures__gte=project.gold_max_exposures, retired_at__isnull=True
         ).update(retired_at=now)
+    shared_gold_id = getattr(item, "shared_gold_id", None)
+    if shared_gold_id is None:
+        return
+    # Shared gold counts every project's exposures on one row (a plain increment: two claims
+    # in two projects both count, each holding that row's lock only until its commit). Once
+    # the total passes this project's limit, every copy retires, in every project; a claim in
+    # another project that read the copy as active just before still serves it once.
+    shared = CapabilityGold.objects.filter(pk=shared_gold_id)
+    shared.update(exposures=F("exposures") + 1)
+    if project.gold_max_exposures:
+        worn = shared.filter(exposures__gte=project.gold_max_exposures, retired_at__isnull=True)
+        GoldAnswer.objects.filter(shared__in=worn.values("pk"), retired_at__isnull=True).update(
+            retired_at=now
+        )
+        CapabilityGold.objects.filter(pk__in=worn.values("pk")).update(retired_at=now)
 
 
 def assignment_claim(*, expert: User, project: Project) -> Claim | None:

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Avg, Count, Max, Min, Prefetch, Q, QuerySet
-from django.db.models.functions import TruncDate
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from contributors import eligibility
 from marketplace import selectors as marketplace_selectors
 from marketplace.errors import NotFoundError
 from marketplace.models import Membership
-from payouts.selectors import project_can_pay_one_task, project_money
+from payouts.selectors import project_can_pay_one_task, project_low_balance, project_money
 from projects.models import (
     Dimension,
     DimensionKind,
@@ -186,12 +186,15 @@ def gold_freshness(*, project: Project) -> dict[str, Any]:
     `gold_max_exposures`), the lab's eval-only pairs, how often gold was exposed, its age."""
 
     served = GoldAnswer.objects.filter(item__project=project, item__split="train")
+    # Gold shared through a capability counts its exposures in every project sharing it.
+    exposures = Coalesce("shared__exposures", "exposures")
     summary = served.aggregate(
         items=Count("pk"),
         retired=Count("pk", filter=Q(retired_at__isnull=False)),
-        mean_exposures=Avg("exposures"),
-        max_exposures=Max("exposures"),
-        oldest=Min("created_at"),
+        shared_items=Count("pk", filter=Q(shared__isnull=False)),
+        mean_exposures=Avg(exposures),
+        max_exposures=Max(exposures),
+        oldest=Min(Coalesce("shared__created_at", "created_at")),
     )
     active = summary["items"] - summary["retired"]
     oldest = summary["oldest"]
@@ -199,6 +202,7 @@ def gold_freshness(*, project: Project) -> dict[str, Any]:
         "items": summary["items"],
         "active": active,
         "retired": summary["retired"],
+        "shared": summary["shared_items"],
         "eval_pairs": GoldAnswer.objects.filter(item__project=project, item__split="eval").count(),
         "mean_exposures": round(float(summary["mean_exposures"] or 0.0), 2),
         "max_exposures": summary["max_exposures"] or 0,
@@ -285,11 +289,15 @@ def project_stats(*, project: Project) -> dict[str, Any]:
             else None,
             "escrow": money["escrow"],
             "reserved": money["reserved"],
+            # The part of `reserved` held by open leases (the rest: submitted labels' reserve).
+            "leases": money["leases"],
             "pending": money["pending"],
             "paid": money["paid"],
             "fees": money["fees"],
             # False once escrow minus reservations cannot pay one more task: claims stop.
             "can_serve": project_can_pay_one_task(project=project),
+            # The page's warning, on the same threshold as the `project.budget_low` webhook.
+            "low_balance": project_low_balance(project=project, escrow=money["escrow"]),
         },
         # Base pay booked per accepted label (pending and paid), what labels cost so far.
         "gold": gold_freshness(project=project),

@@ -220,6 +220,22 @@ class ProjectWriteSerializer(serializers.Serializer):
 
 class ProjectCreateSerializer(ProjectWriteSerializer):
     lab = StrictIntegerField(min_value=1)
+    capability = StrictIntegerField(
+        min_value=1,
+        required=False,
+        help_text=(
+            "build on a capability (your lab's or a published one): its rubric, instructions, "
+            "pay and routing terms, requirements, exam and (your lab's own) gold, unless this "
+            "body gives them; `task_type` and `pay` are then optional"
+        ),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        data = kwargs.get("data")
+        if isinstance(data, dict) and data.get("capability") is not None:
+            self.fields["task_type"].required = False
+            self.fields["pay"].required = False
 
 
 class DimensionSerializer(serializers.Serializer):
@@ -311,6 +327,7 @@ class ProjectLabSerializer(ProjectPublicSerializer):
             "gold_half_life_days",
             "tiers_by_dimension",
             "priority",
+            "capability",
             "created_at",
             "updated_at",
         ]

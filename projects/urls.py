@@ -1,7 +1,9 @@
 from django.urls import path
 
+from projects.api import capabilities as capabilities_api
 from projects.api import evolution as evolution_api
 from projects.api import feed as feed_api
+from projects.api import invitations as invitations_api
 from projects.api import projects as api
 from projects.api import work as work_api
 
@@ -81,6 +83,27 @@ urlpatterns = [
         "projects/<id:project_id>/gold/import/",
         api.GoldImportView.as_view(),
         name="project-gold-import",
+    ),
+    path(
+        "capabilities/",
+        capabilities_api.CapabilityListCreateView.as_view(),
+        name="capability-list",
+    ),
+    path(
+        "capabilities/<id:capability_id>/",
+        capabilities_api.CapabilityDetailView.as_view(),
+        name="capability-detail",
+    ),
+    path(
+        "capabilities/<id:capability_id>/publish/",
+        capabilities_api.CapabilityPublishView.as_view(),
+        name="capability-publish",
+    ),
+    path("me/invitations/", invitations_api.MyInvitationsView.as_view(), name="me-invitations"),
+    path(
+        "me/invitations/<id:invitation_id>/accept/",
+        invitations_api.MyInvitationAcceptView.as_view(),
+        name="me-invitation-accept",
     ),
     path("tasks/next/", work_api.TaskNextView.as_view(), name="task-next"),
     path("reviews/next/", work_api.ReviewNextView.as_view(), name="review-next"),

@@ -226,7 +226,11 @@ class MyScoresView(APIView):
 
 
 class ReputationSerializer(serializers.Serializer):
-    domain = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["skill", "capability"])
+    key = serializers.CharField(help_text="the skill key, or the capability's name")
+    capability = serializers.IntegerField(
+        allow_null=True, help_text="the capability's first version's id (kind capability)"
+    )
     projects = serializers.IntegerField()
     n_labels = serializers.IntegerField()
     gold = serializers.DictField(allow_null=True)
@@ -240,7 +244,7 @@ class AdminExpertReputationView(APIView):
 
     @extend_schema(
         responses=ReputationSerializer(many=True),
-        summary="An expert's reputation per domain over every project (staff)",
+        summary="An expert's reputation per skill and capability over every project (staff)",
     )
     def get(self, request: Request, user_id: int) -> Response:
         expert = get_object_or_404(User, pk=user_id)

@@ -1,8 +1,18 @@
 from django.urls import path
 
-from scoring import api
+from scoring import api, invitations_api
 
 urlpatterns = [
+    path(
+        "projects/<id:project_id>/invitations/",
+        invitations_api.ProjectInvitationsView.as_view(),
+        name="project-invitations",
+    ),
+    path(
+        "capabilities/<id:capability_id>/performance/",
+        invitations_api.CapabilityPerformanceView.as_view(),
+        name="capability-performance",
+    ),
     path(
         "projects/<id:project_id>/scoring-runs/",
         api.ProjectScoringRunsView.as_view(),

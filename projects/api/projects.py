@@ -36,6 +36,9 @@ from marketplace.permissions import (
 )
 from marketplace.selectors import API_KEY_ROLE
 from projects import exports, selectors, services
+from projects.api.stats import ProjectStatsSerializer
+from projects.capabilities import selectors as capability_selectors
+from projects.capabilities import services as capability_services
 from projects.export_jobs import export_job_create
 from projects.models import ExportJob, Project, ProjectStatus
 from projects.serializers import (
@@ -156,11 +159,27 @@ class ProjectListCreateView(GenericAPIView):
             raise serializers.ValidationError({"lab": "no lab with this id among yours"})
         if role not in LAB_MANAGE_ROLES:
             raise exceptions.PermissionDenied("Only lab owners and managers create projects.")
-        project = services.project_create(
-            lab=marketplace_selectors.lab_get(lab_id=lab_id),
-            created_by=request_person(request),
-            data=data,
-        )
+        lab = marketplace_selectors.lab_get(lab_id=lab_id)
+        capability_id = data.pop("capability", None)
+        if capability_id is None:
+            project = services.project_create(
+                lab=lab, created_by=request_person(request), data=data
+            )
+        else:
+            capability = capability_selectors.capability_for_caller(
+                caller=request.user, capability_id=capability_id
+            )
+            if capability is None:
+                raise serializers.ValidationError(
+                    {"capability": "no capability with this id in your library or the catalogue"}
+                )
+            project = capability_services.project_create_from_capability(
+                lab=lab,
+                created_by=request_person(request),
+                capability=capability,
+                data=data,
+                given=set(request.data),
+            )
         return Response(_detail(project), status=status.HTTP_201_CREATED)
 
 
@@ -390,7 +409,7 @@ class ProjectExportManifestView(APIView):
 
 class ProjectStatsView(APIView):
     @extend_schema(
-        responses=OpenApiTypes.OBJECT,
+        responses=ProjectStatsSerializer,
         summary="Progress, distributions per dimension, budget and cost per accepted label",
     )
     def get(self, request: Request, project_id: int) -> Response:

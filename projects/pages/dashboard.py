@@ -28,6 +28,7 @@ from marketplace.pages.common import (
 )
 from marketplace.templatetags.marketplace_tags import ZERO_DECIMAL
 from payouts.api import FundSerializer
+from payouts.lab_money import project_fundings
 from payouts.selectors import effective_hourly_by_expert, project_spent_by_day
 from payouts.services import funding
 from projects import evolution, exports, selectors
@@ -164,6 +165,7 @@ def project_dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
             "formats": sorted(exports.FORMATS_BY_TASK_TYPE[project.task_type]),
             "bad_cases": evolution.bad_cases_by_dimension(project=project),
             "feed_summary": feed_summary(project=project),
+            "fundings": list(project_fundings(project=project)[:20]),
             "correction_projects": selectors.correction_projects(project=project),
             "ai_judges": sorted(settings.AI_JUDGES),
             "trends": evolution.dimension_trends(project=project),

@@ -1,9 +1,15 @@
 from django.urls import path
 
-from projects.pages import console, dashboard, loop, review, work
+from projects.pages import capabilities, console, dashboard, invitations, loop, review, work
 
 urlpatterns = [
     path("work/", work.work_index, name="work-index"),
+    path("expert/invitations/", invitations.expert_invitations, name="expert-invitations"),
+    path(
+        "expert/invitations/<id:invitation_id>/accept/",
+        invitations.expert_invitation_accept,
+        name="expert-invitation-accept",
+    ),
     path("work/next/", work.work_next, name="work-next"),
     path("work/tasks/<uuid:assignment_id>/", work.work_task, name="work-task"),
     path("work/tasks/<uuid:assignment_id>/release/", work.work_release, name="work-release"),
@@ -13,6 +19,26 @@ urlpatterns = [
     path("labs/", console.console_home, name="console-home"),
     path("labs/<id:lab_id>/", console.console_lab, name="console-lab"),
     path("labs/<id:lab_id>/projects/new/", console.project_new, name="console-project-new"),
+    path(
+        "labs/<id:lab_id>/capabilities/",
+        capabilities.capability_library,
+        name="console-capabilities",
+    ),
+    path(
+        "labs/<id:lab_id>/capabilities/save/",
+        capabilities.capability_save,
+        name="console-capability-save",
+    ),
+    path(
+        "labs/<id:lab_id>/capabilities/<id:capability_id>/publish/",
+        capabilities.capability_publish,
+        name="console-capability-publish",
+    ),
+    path(
+        "labs/<id:lab_id>/capabilities/<id:capability_id>/new-project/",
+        capabilities.capability_new_project,
+        name="console-capability-new-project",
+    ),
     path("projects/<id:project_id>/", dashboard.project_dashboard, name="console-project"),
     path("projects/<id:project_id>/edit/", console.project_edit, name="console-project-edit"),
     path(

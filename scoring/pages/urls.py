@@ -1,8 +1,13 @@
 from django.urls import path
 
-from scoring.pages import desk, expert
+from scoring.pages import desk, expert, invitations
 
 urlpatterns = [
+    path(
+        "projects/<id:project_id>/invitations/",
+        invitations.project_invitations,
+        name="console-project-invitations",
+    ),
     path("expert/quality/", expert.expert_quality, name="expert-quality"),
     path(
         "expert/quality-stops/<id:stop_id>/appeal/",

@@ -64,10 +64,12 @@ def test_stats_report_progress_distributions_and_cost(
         "left": 499415,
         "escrow": 8000 - 585,
         "reserved": 135,
+        "leases": 0,
         "pending": 450,
         "paid": 0,
         "fees": 2000,
         "can_serve": True,
+        "low_balance": {"tasks_covered": 38, "is_low": False, "threshold_tasks": 20},
     }
     assert stats["agreement"] is None  # no scoring run yet
     assert stats["cost_per_accepted_label"] == 150

@@ -293,7 +293,7 @@ def test_shapley_fans_out_over_celery_in_rounds_and_merges_exactly(
     )
 
 
-def test_reputation_pools_projects_per_domain_and_respects_lab_visibility(
+def test_reputation_pools_projects_per_skill_and_respects_lab_visibility(
     client_for: Client,
     lab: Lab,
     lab_owner: User,
@@ -326,8 +326,9 @@ def test_reputation_pools_projects_per_domain_and_respects_lab_visibility(
             tier="gold",
         )
     staff_rows = client_for(staff).get(f"/api/v1/admin/experts/{expert.pk}/reputation/").json()
-    assert [(row["domain"], row["projects"], row["n_labels"]) for row in staff_rows] == [
-        ("medicine", 2, 40)
+    # Keyed on the skills the projects required (one skill, required and certified).
+    assert [(row["kind"], row["key"], row["projects"], row["n_labels"]) for row in staff_rows] == [
+        ("skill", "medicine.cardiology", 2, 40)
     ]
     assert staff_rows[0]["composite"] == pytest.approx((0.9 * 10 + 0.5 * 30) / 40)
     assert staff_rows[0]["gold"]["n"] == 16

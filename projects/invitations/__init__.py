@@ -1,0 +1,1 @@
+"""Invitations: a lab asks the best experts of a past project to its next one."""
