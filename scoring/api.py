@@ -62,22 +62,8 @@ def score_row(score: ContributorScore) -> dict[str, Any]:
     no evidence is null."""
     return {
         "n_labels": score.n_labels,
-        "gold": None
-        if score.gold_mean is None
-        else {
-            "mean": score.gold_mean,
-            "low": score.gold_low,
-            "high": score.gold_high,
-            "n": score.gold_n,
-        },
-        "agreement": None
-        if score.agreement_rate is None
-        else {
-            "rate": score.agreement_rate,
-            "low": score.agreement_low,
-            "high": score.agreement_high,
-            "n": score.agreement_n,
-        },
+        "gold": score.gold_evidence(),
+        "agreement": score.agreement_evidence(),
         "impact": None
         if score.impact_value is None
         else {

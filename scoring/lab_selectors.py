@@ -41,17 +41,8 @@ def project_top_experts(*, project: Any, top: int) -> list[dict[str, Any]]:
                 "composite": row.composite,
                 "tier": row.tier,
                 "n_labels": row.n_labels,
-                "gold": None
-                if row.gold_mean is None
-                else {
-                    "mean": row.gold_mean,
-                    "low": row.gold_low,
-                    "high": row.gold_high,
-                    "n": row.gold_n,
-                },
-                "agreement": None
-                if row.agreement_rate is None
-                else {"rate": row.agreement_rate, "n": row.agreement_n},
+                "gold": row.gold_evidence(),
+                "agreement": row.agreement_evidence(),
             },
         }
         for rank, row in enumerate(rows, start=1)

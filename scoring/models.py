@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -110,6 +110,28 @@ class ContributorScore(models.Model):
 
     def __str__(self) -> str:
         return f"{self.expert_id} in run {self.run_id}: {self.tier}"
+
+    def gold_evidence(self) -> dict[str, Any] | None:
+        """Gold as every reader shows it: mean, 90% interval and n; None without gold."""
+        if self.gold_mean is None:
+            return None
+        return {
+            "mean": self.gold_mean,
+            "low": self.gold_low,
+            "high": self.gold_high,
+            "n": self.gold_n,
+        }
+
+    def agreement_evidence(self) -> dict[str, Any] | None:
+        """Agreement with peers: rate, 90% interval and comparisons; None without any."""
+        if self.agreement_rate is None:
+            return None
+        return {
+            "rate": self.agreement_rate,
+            "low": self.agreement_low,
+            "high": self.agreement_high,
+            "n": self.agreement_n,
+        }
 
 
 class ItemConsensus(models.Model):
